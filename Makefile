@@ -1,0 +1,32 @@
+# The two commands: `make demo` and `make test`. Both set up .venv themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench lint serve clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/clm demo
+
+test: $(STAMP)
+	$(BIN)/ruff check clm tests bench
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check clm tests bench
+
+serve: $(STAMP)
+	$(BIN)/clm serve
+
+clean:
+	rm -rf $(VENV) *.db *.db-wal *.db-shm .pytest_cache

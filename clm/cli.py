@@ -1,0 +1,91 @@
+"""The `clm` command line. Each capability adds a command group here."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="clm: customer lifecycle management.", no_args_is_help=True, rich_markup_mode="rich")
+db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys for the native API (/api/v1).", no_args_is_help=True)
+write_keys_app = typer.Typer(help="Write keys for the Segment-compatible tracking API (/v1).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(write_keys_app, name="write-keys")
+
+
+def _engine():
+    from clm.config import get_settings
+    from clm.db.engine import make_engine
+
+    return make_engine(get_settings().database_url)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    from clm.db.migrate import current, upgrade
+
+    engine = _engine()
+    upgrade(engine, revision)
+    typer.echo(f"database at revision {current(engine)}")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., "--name", help="Who or what uses the key, e.g. 'shop website'."),
+    scope: list[str] = typer.Option(
+        None, "--scope", help="A scope to grant (repeatable): customers:read, customers:write, events:read, "
+        "orders:read, products:read, admin. Default: every read scope."
+    ),
+) -> None:
+    """Make an API key and print it once; only its hash is stored."""
+    from clm.access.keys import READ_ALL, create_api_key
+    from clm.db.engine import make_session_factory
+    from clm.db.migrate import upgrade
+
+    engine = _engine()
+    upgrade(engine)
+    with make_session_factory(engine)() as session:
+        try:
+            row, secret = create_api_key(session, name, scope or READ_ALL)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--scope") from None
+        session.commit()
+        typer.echo(f"API key {row.id} ({', '.join(row.scopes)}):\n{secret}\nStore it now: it is not shown again.")
+
+
+@write_keys_app.command("create")
+def write_keys_create(name: str = typer.Option(..., "--name", help="The source, e.g. 'website' or 'pos'.")) -> None:
+    """Make a write key for a tracking source and print it once."""
+    from clm.access.keys import create_write_key
+    from clm.db.engine import make_session_factory
+    from clm.db.migrate import upgrade
+
+    engine = _engine()
+    upgrade(engine)
+    with make_session_factory(engine)() as session:
+        row, secret = create_write_key(session, name)
+        session.commit()
+        typer.echo(f"write key {row.id} for {name!r}:\n{secret}\nStore it now: it is not shown again.")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Address to listen on (CLM_HOST, default 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (CLM_PORT, default 8000)."),
+) -> None:
+    """Upgrade the database, then serve the API (and later the dashboard)."""
+    import uvicorn
+
+    from clm.config import get_settings
+    from clm.db.migrate import upgrade
+    from clm.web.app import create_app
+
+    settings = get_settings()
+    upgrade(_engine())
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                log_level=settings.log_level)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,36 @@
+"""Settings from CLM_* environment variables (and a .env file). Nothing else reads the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting clm reads; each is documented in docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="CLM_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///clm.db",
+        description="SQLAlchemy URL. sqlite:///clm.db by default; postgresql+psycopg://... in production.",
+    )
+    timezone: str = Field("Asia/Ho_Chi_Minh", description="The business time zone for reports and birthdays.")
+    default_currency: str = Field("VND", description="ISO 4217 code used when an order names none.")
+    default_region: str = Field("VN", description="Region used to read phone numbers written without +country.")
+    host: str = Field("127.0.0.1", description="Address `clm serve` listens on.")
+    port: int = Field(8000, description="Port `clm serve` listens on.")
+    secret_key: SecretStr = Field(
+        SecretStr("dev-insecure-change-me"),
+        description="Signs session cookies and CSRF tokens. Set a long random value in production.",
+    )
+    max_event_bytes: int = Field(32 * 1024, description="Largest accepted tracking event (Segment: 32 KB).")
+    max_batch_bytes: int = Field(500 * 1024, description="Largest accepted tracking batch (Segment: 500 KB).")
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,5 @@
+"""Native API routes (filled in by the native API work)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

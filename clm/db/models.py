@@ -1,0 +1,10 @@
+"""Import every table module so that Base.metadata knows the whole schema (Alembic, tests)."""
+
+from clm.access import models as access  # noqa: F401
+from clm.commerce import models as commerce  # noqa: F401
+from clm.customers import models as customers  # noqa: F401
+from clm.db.base import Base
+from clm.outbox import models as outbox  # noqa: F401
+from clm.tracking import models as tracking  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,1 @@
+"""The outbox: domain events written with the facts, read by reactions."""

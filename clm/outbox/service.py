@@ -1,0 +1,44 @@
+"""Writing domain events and reading them in order, per consumer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from clm.lib.clock import utcnow
+from clm.outbox.models import OutboxCursor, OutboxEvent
+
+
+def emit(session: Session, topic: str, customer_id: int | None, payload: dict[str, Any]) -> None:
+    """Record one domain event in the caller's transaction."""
+    emit_many(session, [(topic, customer_id, payload)])
+
+
+def emit_many(session: Session, rows: Iterable[tuple[str, int | None, dict[str, Any]]]) -> None:
+    now = utcnow()
+    values = [
+        {"topic": t, "customer_id": c, "payload": p, "created_at": now} for t, c, p in rows
+    ]
+    if values:
+        session.execute(sa.insert(OutboxEvent), values)
+
+
+def read(session: Session, consumer: str, limit: int = 500, topics: list[str] | None = None) -> list[OutboxEvent]:
+    """The next events after `consumer`'s cursor, oldest first. Call `advance` once they are handled."""
+    last = session.scalar(sa.select(OutboxCursor.last_id).where(OutboxCursor.consumer == consumer)) or 0
+    query = sa.select(OutboxEvent).where(OutboxEvent.id > last).order_by(OutboxEvent.id).limit(limit)
+    if topics:
+        query = query.where(OutboxEvent.topic.in_(topics))
+    return list(session.scalars(query))
+
+
+def advance(session: Session, consumer: str, last_id: int) -> None:
+    cursor = session.get(OutboxCursor, consumer)
+    if cursor is None:
+        session.add(OutboxCursor(consumer=consumer, last_id=last_id, updated_at=utcnow()))
+    elif last_id > cursor.last_id:
+        cursor.last_id = last_id
+    session.flush()

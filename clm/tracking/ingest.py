@@ -1,0 +1,263 @@
+"""The ingestion pipeline: validate, deduplicate, resolve identity, write facts and outbox rows.
+
+One call handles one request's messages in the caller's transaction. Each message is validated on its
+own before anything is written, so a bad one is reported and the others land. Everything written for
+the accepted messages (events, rollups, profiles, orders, outbox rows) commits together or not at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from clm.commerce.events import COMMERCE_EVENTS, OrderData, ProductData, RefundData, parse_commerce
+from clm.commerce.service import record_order, record_refund, upsert_products
+from clm.customers.identity import IdentityResolver, Key
+from clm.customers.models import Customer
+from clm.customers.profile import apply_profile, normalize_email, phone_e164, read_traits
+from clm.db.upsert import insert_for
+from clm.lib.clock import as_utc
+from clm.lib.errors import FieldError
+from clm.outbox.service import emit_many
+from clm.tracking.models import Event, EventDaily
+from clm.tracking.schemas import Message, parse_message
+
+_VERIFIED_FLAGS = {"email": ("email_verified", "emailVerified"), "phone": ("phone_verified", "phoneVerified")}
+_EXTERNAL_KINDS = {"zalo": "zalo", "zalo_id": "zalo", "facebook": "facebook", "facebook_id": "facebook",
+                   "messenger": "facebook", "psid": "facebook"}
+
+
+@dataclass
+class Rejection:
+    index: int
+    message_id: str | None
+    field: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "messageId": self.message_id, "field": self.field, "message": self.message}
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    customer_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Item:
+    index: int
+    msg: Message
+    timestamp: datetime
+    keys: list[Key]
+    profile: dict[str, Any] | None
+    commerce: Any
+    customer_id: int = 0
+
+
+def event_timestamp(msg: Message, received_at: datetime, batch_sent_at: datetime | None) -> datetime:
+    """Segment's clock-skew correction: timestamp = receivedAt - (sentAt - originalTimestamp)."""
+    original = msg.timestamp or msg.originalTimestamp
+    sent_at = msg.sentAt or batch_sent_at
+    if original is None:
+        return received_at
+    original = as_utc(original)
+    if sent_at is None:
+        return original
+    return received_at - (as_utc(sent_at) - original)
+
+
+def identity_keys(msg: Message, profile: dict[str, Any] | None, region: str) -> list[Key]:
+    keys: list[Key] = []
+    if msg.userId:
+        keys.append(Key("user_id", msg.userId))
+    if msg.anonymousId:
+        keys.append(Key("anonymous_id", msg.anonymousId))
+    traits = msg.traits or (msg.context.get("traits") if isinstance(msg.context.get("traits"), dict) else {}) or {}
+    if profile is not None:
+        for kind in ("email", "phone"):
+            if profile.get(kind):
+                verified = any(traits.get(flag) is True for flag in _VERIFIED_FLAGS[kind])
+                keys.append(Key(kind, profile[kind], verified))
+    elif traits:  # context.traits on a track call: identities only, never rejected for their format
+        for kind, reader in (("email", normalize_email), ("phone", lambda v: phone_e164(v, region))):
+            if traits.get(kind):
+                try:
+                    keys.append(Key(kind, reader(traits[kind])))
+                except FieldError:
+                    pass
+    for key, kind in _EXTERNAL_KINDS.items():
+        value = traits.get(key)
+        if isinstance(value, str | int) and str(value):
+            keys.append(Key(kind, str(value)))
+    for ext in msg.context.get("externalIds") or []:
+        if isinstance(ext, dict) and ext.get("type") in _EXTERNAL_KINDS and ext.get("id"):
+            keys.append(Key(_EXTERNAL_KINDS[ext["type"]], str(ext["id"])))
+    return list(dict.fromkeys(keys))
+
+
+def _prepare(index: int, raw: Any, forced_type: str | None, received_at: datetime,
+             batch_sent_at: datetime | None, batch_context: dict | None, region: str, currency: str,
+             max_bytes: int) -> _Item:
+    if max_bytes and len(orjson.dumps(raw)) > max_bytes:
+        raise FieldError(None, f"message is larger than {max_bytes // 1024} KB", code="too_large")
+    msg = parse_message(raw, forced_type)
+    if batch_context and not msg.context:
+        msg.context = batch_context
+    if msg.messageId is None:
+        msg.messageId = f"clm-{uuid.uuid4()}"
+    profile = read_traits(msg.traits, region) if msg.type == "identify" and msg.traits else None
+    commerce = None
+    if msg.type == "track" and msg.event in COMMERCE_EVENTS:
+        commerce = parse_commerce(msg.event, msg.properties, currency)
+    timestamp = event_timestamp(msg, received_at, batch_sent_at)
+    keys = [] if msg.type == "alias" else identity_keys(msg, profile, region)
+    return _Item(index, msg, timestamp, keys, profile, commerce)
+
+
+def ingest(session: Session, raws: list[Any], *, received_at: datetime, forced_type: str | None = None,
+           batch_sent_at: datetime | None = None, batch_context: dict | None = None, region: str = "VN",
+           currency: str = "VND", source: str = "api", max_event_bytes: int = 32 * 1024) -> IngestResult:
+    """Ingest Segment messages in the caller's transaction; the caller commits."""
+    result = IngestResult()
+    items: list[_Item] = []
+    for index, raw in enumerate(raws):
+        try:
+            items.append(_prepare(index, raw, forced_type, received_at, batch_sent_at, batch_context,
+                                  region, currency, max_event_bytes))
+        except FieldError as exc:
+            mid = raw.get("messageId") if isinstance(raw, dict) else None
+            result.rejected.append(Rejection(index, mid if isinstance(mid, str) else None, exc.field, exc.message))
+    if not items:
+        return result
+
+    # Deduplicate on messageId: against what is stored and within this request.
+    ids = [it.msg.messageId for it in items]
+    stored = set(session.scalars(sa.select(Event.message_id).where(Event.message_id.in_(ids))))
+    fresh: list[_Item] = []
+    for it in items:
+        if it.msg.messageId in stored:
+            result.duplicates += 1
+        else:
+            stored.add(it.msg.messageId)
+            fresh.append(it)
+    if not fresh:
+        return result
+
+    resolver = IdentityResolver(session, source)
+    resolver.prefetch(k for it in fresh for k in it.keys)
+    for it in fresh:
+        if it.msg.type == "alias":
+            it.customer_id = resolver.alias(it.msg.previousId, it.msg.userId, it.timestamp)
+        else:
+            it.customer_id = resolver.resolve(it.keys, it.timestamp)
+    for it in fresh:  # an earlier item may point at a profile that a later one merged away
+        it.customer_id = resolver.current(it.customer_id)
+
+    _apply_profiles(session, fresh)
+    _write_events(session, fresh, received_at, source)
+    _apply_commerce(session, fresh)
+    result.accepted = len(fresh)
+    result.customer_ids = sorted({it.customer_id for it in fresh})
+    return result
+
+
+def _apply_profiles(session: Session, items: list[_Item]) -> None:
+    last_seen: dict[int, datetime] = {}
+    first_seen: dict[int, datetime] = {}
+    changes = []
+    for it in items:
+        cid = it.customer_id
+        last_seen[cid] = max(last_seen.get(cid, it.timestamp), it.timestamp)
+        first_seen[cid] = min(first_seen.get(cid, it.timestamp), it.timestamp)
+        if it.profile:
+            customer = session.get(Customer, cid)
+            if it.profile.get("external_id"):
+                owner = session.scalar(sa.select(Customer.id).where(Customer.external_id == it.profile["external_id"]))
+                if owner not in (None, cid):
+                    it.profile = {k: v for k, v in it.profile.items() if k != "external_id"}
+            changed = apply_profile(customer, it.profile)
+            if changed:
+                changes.append(("customer.updated", cid, {"fields": changed}))
+    session.flush()
+    table = Customer.__table__  # Core: an executemany UPDATE, not per-object ORM work
+    session.execute(
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("cid"))
+        .values(
+            last_seen_at=sa.case(
+                (table.c.last_seen_at.is_(None), sa.bindparam("last")),
+                (table.c.last_seen_at < sa.bindparam("last"), sa.bindparam("last")),
+                else_=table.c.last_seen_at,
+            ),
+            first_seen_at=sa.case(
+                (table.c.first_seen_at.is_(None), sa.bindparam("first")),
+                (table.c.first_seen_at > sa.bindparam("first"), sa.bindparam("first")),
+                else_=table.c.first_seen_at,
+            ),
+        ),
+        [{"cid": cid, "last": last_seen[cid], "first": first_seen[cid]} for cid in last_seen],
+    )
+    emit_many(session, changes)
+
+
+def _event_name(msg: Message) -> str | None:
+    if msg.type == "track":
+        return msg.event
+    if msg.type in ("page", "screen"):
+        return msg.name
+    return None
+
+
+def _write_events(session: Session, items: list[_Item], received_at: datetime, source: str) -> None:
+    rows = []
+    daily: Counter[tuple[int, str, Any]] = Counter()
+    outbox = []
+    for it in items:
+        msg = it.msg
+        name = _event_name(msg)
+        properties = msg.properties
+        if msg.type in ("identify", "group"):
+            properties = {"traits": msg.traits, **({"groupId": msg.groupId} if msg.groupId else {})}
+        elif msg.type == "alias":
+            properties = {"previousId": msg.previousId}
+        if msg.category:
+            properties = {**properties, "category": msg.category}
+        rows.append({
+            "message_id": msg.messageId, "customer_id": it.customer_id, "type": msg.type, "name": name,
+            "properties": properties, "context": msg.context, "timestamp": it.timestamp,
+            "received_at": received_at, "source": source,
+        })
+        daily[(it.customer_id, name or msg.type, it.timestamp.date())] += 1
+        outbox.append(("event.tracked", it.customer_id,
+                       {"message_id": msg.messageId, "type": msg.type, "name": name,
+                        "timestamp": it.timestamp.isoformat()}))
+    session.execute(sa.insert(Event), rows)
+    stmt = insert_for(session, EventDaily)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["customer_id", "name", "day"], set_={"count": EventDaily.count + stmt.excluded.count}
+    )
+    session.execute(stmt, [{"customer_id": c, "name": n, "day": d, "count": k} for (c, n, d), k in daily.items()])
+    emit_many(session, outbox)
+
+
+def _apply_commerce(session: Session, items: list[_Item]) -> None:
+    products: list[ProductData] = []
+    for it in items:
+        data = it.commerce
+        if isinstance(data, OrderData):
+            record_order(session, it.customer_id, data, it.timestamp, {"message_id": it.msg.messageId})
+        elif isinstance(data, RefundData):
+            record_refund(session, data)
+        elif isinstance(data, list):
+            products.extend(data)
+    upsert_products(session, products)

@@ -1,0 +1,45 @@
+"""The ASGI app: tracking API, native API, (later) the dashboard; one app for server, tests and CLI."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session, sessionmaker
+
+import clm
+from clm.config import Settings, get_settings
+from clm.db.engine import make_engine, make_session_factory
+from clm.web import errors
+
+
+def create_app(settings: Settings | None = None, session_factory: sessionmaker[Session] | None = None) -> FastAPI:
+    """Build the app. Tests pass a session factory bound to their rolled-back connection."""
+    settings = settings or get_settings()
+    if session_factory is None:
+        session_factory = make_session_factory(make_engine(settings.database_url))
+    app = FastAPI(
+        title="clm",
+        version=clm.__version__,
+        description="Customer lifecycle management: the Segment-compatible tracking API (/v1) and the native API (/api/v1).",
+        default_response_class=JSONResponse,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.session_factory = session_factory
+    errors.install(app)
+
+    from clm.commerce.api import router as commerce_router
+    from clm.customers.api import router as customers_router
+    from clm.tracking.api import router as tracking_router
+    from clm.tracking.events_api import router as events_router
+
+    app.include_router(tracking_router)
+    for router in (customers_router, events_router, commerce_router):
+        app.include_router(router, prefix="/api/v1")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict:
+        return {"ok": True}
+
+    return app

@@ -1,0 +1,107 @@
+"""Shared fixtures: a `db` session on SQLite and on PostgreSQL, rolled back after every test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+from fastapi.testclient import TestClient
+
+from clm.config import Settings
+from clm.db.engine import make_engine
+from clm.db.migrate import upgrade
+
+POSTGRES_URL = os.environ.get("CLM_TEST_POSTGRES_URL")
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=pytest.mark.skipif(
+            not POSTGRES_URL, reason="CLM_TEST_POSTGRES_URL is not set: PostgreSQL variant skipped"
+        ),
+    ),
+]
+
+
+def fresh_engine(backend: str, tmp_dir) -> sa.Engine:
+    """An engine on an empty, fully migrated database of `backend`."""
+    if backend == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_dir}/clm-test.db")
+    else:
+        engine = make_engine(POSTGRES_URL)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+    upgrade(engine)
+    return engine
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def engine(request, tmp_path_factory) -> Iterator[sa.Engine]:
+    engine = fresh_engine(request.param, tmp_path_factory.mktemp(request.param))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def connection(engine) -> Iterator[sa.Connection]:
+    """A connection inside a transaction that is rolled back when the test ends."""
+    with engine.connect() as conn:
+        outer = conn.begin()
+        yield conn
+        outer.rollback()
+
+
+@pytest.fixture
+def session_factory(connection) -> sessionmaker[Session]:
+    """Sessions that join the test's transaction; their commits become savepoint releases."""
+    return sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+
+@pytest.fixture
+def db(session_factory) -> Iterator[Session]:
+    with session_factory() as session:
+        yield session
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(database_url="sqlite://", _env_file=None)
+
+
+@pytest.fixture
+def app(settings, session_factory):
+    from clm.web.app import create_app
+
+    return create_app(settings, session_factory)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def write_key(db) -> str:
+    from clm.access.keys import create_write_key
+
+    _, secret = create_write_key(db, "test source")
+    db.commit()
+    return secret
+
+
+@pytest.fixture
+def api_key_for(db):
+    """Make an API key with the given scopes; returns the Authorization headers."""
+    from clm.access.keys import create_api_key
+
+    def make(*scopes: str) -> dict[str, str]:
+        _, secret = create_api_key(db, "test", list(scopes))
+        db.commit()
+        return {"Authorization": f"Bearer {secret}"}
+
+    return make
