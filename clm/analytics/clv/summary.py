@@ -138,6 +138,8 @@ def rfm_summary(
         raise ValueError("unit can differ from period only when period='D'")
     scale = 1.0 if unit is None else _UNIT_DAYS[period] / _UNIT_DAYS[unit]
     ids = np.asarray(transactions[customer])
+    if ids.shape[0] == 0:
+        raise ValueError("no transactions to summarise")
     days = to_days(transactions[timestamp])
     if ids.shape[0] != days.shape[0]:
         raise ValueError("customer and timestamp columns have different lengths")
