@@ -191,6 +191,15 @@ class BaseModel:
                 stacklevel=3,
             )
         self.standard_errors = self._standard_errors(res.x, data, total_weight)
+        flat = [k for k in self._param_names
+                if not np.isfinite(self.standard_errors[k]) or self.standard_errors[k] > 100 * self.params[k]]
+        if flat and np.all(np.abs(res.x) < _LOG_BOUND - 1e-6):
+            warnings.warn(
+                f"{name}: the likelihood is flat in {flat} (standard errors undefined or over 100x the "
+                "estimate); these parameters are not identified by the data (too few repeat purchases?)",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
 
     def _standard_errors(self, log_params: np.ndarray, data, total_weight: float) -> dict[str, float]:
         """Square roots of the diagonal of the inverse Hessian of -LL in the natural parameters."""

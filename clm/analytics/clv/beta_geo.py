@@ -43,8 +43,16 @@ class _NBDFamily(BaseModel):
         x, t_x, T_, w = validate_rfm(frequency, recency, T, weights)
         self.n_customers = int(round(w.sum()))
         if x.size > 50_000:
-            # continuous recency makes nearly every row distinct: collapsing costs more than it saves
-            xs, ts, Ts, ws = x[w > 0], t_x[w > 0], T_[w > 0], w[w > 0]
+            # Continuous recency makes nearly every repeat buyer's row distinct, so a full collapse
+            # costs more than it saves; customers without repeat purchases differ only by T, merge those.
+            zero = (x == 0) & (w > 0)
+            rest = (x > 0) & (w > 0)
+            Tz, invz = np.unique(T_[zero], return_inverse=True)
+            wz = np.bincount(invz.ravel(), weights=w[zero], minlength=Tz.size)
+            xs = np.concatenate([np.zeros(Tz.size), x[rest]])
+            ts = np.concatenate([np.zeros(Tz.size), t_x[rest]])
+            Ts = np.concatenate([Tz, T_[rest]])
+            ws = np.concatenate([wz, w[rest]])
         else:
             (xs, ts, Ts), ws = collapse(x, t_x, T_, weights=w)
         data = self._prepare(xs, ts, Ts, ws)
@@ -114,9 +122,11 @@ class BetaGeo(_NBDFamily):
         A4 = c4[inv] - rx * ltx
         hi = np.maximum(A3, A4)
         with np.errstate(invalid="ignore"):
-            lse = hi + np.log1p(np.exp(-np.abs(A3 - A4)))
-            q = np.exp(A4 - lse)  # share of the "dropped out right after the last purchase" term
-        q = np.nan_to_num(q, nan=0.0)
+            e = np.exp(-np.abs(A3 - A4))
+        e = np.nan_to_num(e, nan=0.0)  # x = 0 rows (A4 = -inf) give exp(-inf) = 0 already
+        lse = hi + np.log1p(e)
+        # share of the "dropped out right after the last purchase" term: a logistic of A4 - A3
+        q = np.where(A4 > A3, 1.0, e) / (1.0 + e)
         ll = float(wx @ (c_beta + c_r)) + float(w @ lse)
         # gradient (d LL / d theta), then chain rule to log-theta
         wq = w * q

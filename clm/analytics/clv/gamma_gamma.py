@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from .base import BaseModel, as_float_array, check_rows, collapse
+from .base import BaseModel, as_float_array, check_rows
 
 __all__ = ["GammaGamma"]
 
@@ -64,10 +64,8 @@ class GammaGamma(BaseModel):
                 (finite & (w < 0), "negative weights"),
             ])
         self.n_customers = int(round(w.sum()))
-        if x.size > 50_000:
-            xs, ms, ws = x, m, w
-        else:
-            (xs, ms), ws = collapse(x, m, weights=w)
+        # mean spends are continuous: identical rows are rare, so rows are not collapsed
+        xs, ms, ws = x[w > 0], m[w > 0], w[w > 0]
         xu, inv = np.unique(xs, return_inverse=True)
         inv = inv.ravel()
         data = {"x": xs, "m": ms, "w": ws, "xu": xu, "inv": inv, "W": ws.sum(),
