@@ -1,0 +1,102 @@
+"""Who may call what: every /api/v1 endpoint refuses a missing key, a bad key and a key without its scope."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from clm.access.keys import SCOPES, revoke
+from clm.access.models import ApiKey
+from clm.commerce.models import Product
+
+ENDPOINTS = [
+    ("GET", "/api/v1/customers", "customers:read"),
+    ("POST", "/api/v1/customers", "customers:write"),
+    ("GET", "/api/v1/customers/{id}", "customers:read"),
+    ("PATCH", "/api/v1/customers/{id}", "customers:write"),
+    ("DELETE", "/api/v1/customers/{id}", "customers:write"),
+    ("GET", "/api/v1/customers/{id}/timeline", "customers:read"),
+    ("GET", "/api/v1/customers/{id}/consents", "customers:read"),
+    ("POST", "/api/v1/customers/{id}/consents", "customers:write"),
+    ("GET", "/api/v1/events", "events:read"),
+    ("GET", "/api/v1/orders", "orders:read"),
+    ("GET", "/api/v1/orders/{id}", "orders:read"),
+    ("GET", "/api/v1/products", "products:read"),
+    ("GET", "/api/v1/products/{id}", "products:read"),
+]
+BODIES = {
+    ("POST", "/api/v1/customers"): {"email": "new@example.vn"},
+    ("PATCH", "/api/v1/customers/{id}"): {"city": "Huế"},
+    ("POST", "/api/v1/customers/{id}/consents"): {"channel": "email", "purpose": "marketing", "granted": True,
+                                                  "source": "test"},
+}
+ids = pytest.mark.parametrize("method,path,scope", ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
+
+
+@pytest.fixture
+def target(shop):
+    """One of everything, so that each endpoint has something to answer about."""
+    customer = shop.customer("Trần Thị Bích", email="bich@example.vn")
+    order = shop.order(customer, 250000, items=[("tea", "Trà sen", 250000, 1)])
+    product_id = shop.db.scalar(sa.select(Product.id))
+    return {"/customers/": customer.id, "/orders/": order.id, "/products/": product_id}
+
+
+def call(client, method, template, target, headers):
+    path = template
+    for prefix, value in target.items():
+        path = path.replace(prefix + "{id}", f"{prefix}{value}")
+    return client.request(method, path, json=BODIES.get((method, template)), headers=headers)
+
+
+def test_every_native_api_endpoint_has_an_access_test(app):
+    documented = {(method.upper(), re.sub(r"\{[a-z_]+\}", "{id}", path))
+                  for path, operations in app.openapi()["paths"].items() if path.startswith("/api/v1")
+                  for method in operations}
+    assert documented == {(m, p) for m, p, _ in ENDPOINTS}
+
+
+@ids
+def test_a_request_without_a_key_is_refused_with_401(client, target, method, path, scope):
+    r = call(client, method, path, target, {})
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "unauthorized"
+    assert r.headers["www-authenticate"] == "Bearer"
+
+
+@ids
+def test_a_request_with_an_unknown_key_is_refused_with_401(client, target, method, path, scope):
+    r = call(client, method, path, target, {"Authorization": "Bearer clm_not-a-real-key"})
+    assert r.status_code == 401
+    assert r.json()["error"] == {"code": "unauthorized", "message": "the API key is unknown or revoked",
+                                 "field": None}
+
+
+@ids
+def test_a_revoked_key_is_refused_with_401(client, db, api_key_for, target, method, path, scope):
+    headers = api_key_for(scope)
+    revoke(db, ApiKey, db.scalar(sa.select(sa.func.max(ApiKey.id))))
+    db.commit()
+    assert call(client, method, path, target, headers).status_code == 401
+
+
+@ids
+def test_a_key_without_the_scope_is_refused_with_403(client, api_key_for, target, method, path, scope):
+    others = [s for s in SCOPES if s not in (scope, "admin")]
+    r = call(client, method, path, target, api_key_for(*others))
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "forbidden" and scope in r.json()["error"]["message"]
+
+
+@ids
+def test_a_key_with_the_scope_is_let_in(client, api_key_for, target, method, path, scope):
+    r = call(client, method, path, target, api_key_for(scope))
+    assert r.status_code in (200, 201, 204), r.text
+
+
+@ids
+def test_an_admin_key_is_let_in_everywhere(client, api_key_for, target, method, path, scope):
+    r = call(client, method, path, target, api_key_for("admin"))
+    assert r.status_code in (200, 201, 204), r.text
