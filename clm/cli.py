@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from clm.imports.cli import import_app
+
 app = typer.Typer(help="clm: customer lifecycle management.", no_args_is_help=True, rich_markup_mode="rich")
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for the native API (/api/v1).", no_args_is_help=True)
@@ -11,6 +13,7 @@ write_keys_app = typer.Typer(help="Write keys for the Segment-compatible trackin
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(write_keys_app, name="write-keys")
+app.add_typer(import_app, name="import")
 
 
 def _engine():
