@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -10,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from clm.commerce import queries
 from clm.commerce.schemas import OrderDetail, OrderOut, OrderPage, ProductDetail, ProductOut, ProductPage
-from clm.web.api_docs import MAX_ID, Cursor, Id, Limit, error_responses, text_param
+from clm.web.api_docs import MAX_ID, Cursor, Id, Instant, Limit, error_responses, text_param
 from clm.web.deps import get_session, require_scope
 
 router = APIRouter(tags=["commerce"])
@@ -25,8 +24,8 @@ OrderStatus = Literal["completed", "partially_refunded", "refunded"]
 def list_orders(
     customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this customer's orders.")] = None,
     status: Annotated[OrderStatus | None, Query(description="Only orders in this status.")] = None,
-    since: Annotated[datetime | None, Query(description="Placed at or after (ISO 8601).")] = None,
-    until: Annotated[datetime | None, Query(description="Placed before.")] = None,
+    since: Annotated[Instant | None, Query(description="Placed at or after (ISO 8601).")] = None,
+    until: Annotated[Instant | None, Query(description="Placed before.")] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
     session: Session = Depends(get_session),

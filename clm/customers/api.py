@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Annotated
 
 import sqlalchemy.exc
@@ -32,7 +31,7 @@ from clm.customers.schemas import (
 )
 from clm.db.engine import for_writing
 from clm.tracking.events_schemas import EventOut
-from clm.web.api_docs import Cursor, Id, Limit, error_responses, text_param
+from clm.web.api_docs import Cursor, Id, Instant, Limit, error_responses, text_param
 from clm.web.deps import get_session, require_scope
 from clm.web.errors import ApiError
 
@@ -101,10 +100,10 @@ def list_customers(
     email: Annotated[str | None, text_param("Email address (normalised before matching).", 320)] = None,
     phone: Annotated[str | None, text_param("Phone number in any format (normalised to E.164).", 64)] = None,
     has_orders: Annotated[bool | None, Query(description="true: customers with an order; false: without.")] = None,
-    created_since: Annotated[datetime | None, Query(description="Created at or after (ISO 8601).")] = None,
-    created_until: Annotated[datetime | None, Query(description="Created before.")] = None,
-    seen_since: Annotated[datetime | None, Query(description="Last seen at or after.")] = None,
-    seen_until: Annotated[datetime | None, Query(description="Last seen before.")] = None,
+    created_since: Annotated[Instant | None, Query(description="Created at or after (ISO 8601).")] = None,
+    created_until: Annotated[Instant | None, Query(description="Created before.")] = None,
+    seen_since: Annotated[Instant | None, Query(description="Last seen at or after.")] = None,
+    seen_until: Annotated[Instant | None, Query(description="Last seen before.")] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
     session: Session = Depends(get_session),

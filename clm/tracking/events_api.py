@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -10,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from clm.tracking.events_schemas import EventPage
 from clm.tracking.events_service import list_events as list_events_service
-from clm.web.api_docs import MAX_ID, Cursor, Limit, error_responses, text_param
+from clm.web.api_docs import MAX_ID, Cursor, Instant, Limit, error_responses, text_param
 from clm.web.deps import get_session, require_scope
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -24,8 +23,8 @@ def list_events(
     customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only this customer's events.")] = None,
     name: Annotated[str | None, text_param("Event name, exactly (e.g. Product Viewed).")] = None,
     type: Annotated[EventType | None, Query(description="Only calls of this type.")] = None,
-    since: Annotated[datetime | None, Query(description="Happened at or after (ISO 8601).")] = None,
-    until: Annotated[datetime | None, Query(description="Happened before.")] = None,
+    since: Annotated[Instant | None, Query(description="Happened at or after (ISO 8601).")] = None,
+    until: Annotated[Instant | None, Query(description="Happened before.")] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
     session: Session = Depends(get_session),

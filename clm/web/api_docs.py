@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Path, Query
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 _DESCRIPTIONS = {
     308: "The customer was merged into another; follow Location (the body names `merged_into_id`).",
@@ -43,3 +44,16 @@ Cursor = Annotated[str | None, Query(max_length=512, description="The `next` val
 def text_param(description: str, max_length: int = 255):
     """A free-text query parameter: bounded, and without NUL (which PostgreSQL cannot compare)."""
     return Query(max_length=max_length, pattern=r"^[^\x00]*$", description=description)
+
+
+def _to_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+Instant = Annotated[datetime, AfterValidator(_to_utc)]
+"""A point in time from a query parameter: ISO 8601, taken as UTC without an offset, returned aware in UTC."""
