@@ -45,6 +45,11 @@ _ORDER_MONEY = ("total", "subtotal", "discount", "shipping", "tax")
 _ITEM_FIELDS = ("sku", "product_name", "quantity", "price")
 
 
+@lru_cache(maxsize=1024)
+def _status(raw: str) -> str | None:
+    return STATUSES.get(fold(raw).replace("_", " "))
+
+
 @dataclass(slots=True)
 class OrderRow:
     order: OrderData
@@ -127,7 +132,7 @@ class OrderImporter:
             if "placed_at" not in ours:
                 raise FieldError("placed_at", "is required")
             placed_at = parse_time(ours["placed_at"], "placed_at", self.timezone)
-            status = STATUSES.get(fold(str(ours.get("status", "completed"))).replace("_", " "))
+            status = _status(str(ours.get("status", "completed")))
             if status is None:
                 raise FieldError("status", f"{ours['status']!r} is not an order status; use completed, "
                                            "refunded, partially_refunded or cancelled")

@@ -47,6 +47,7 @@ class ErrorReport:
 
     def add(self, rejection: Rejection) -> None:
         if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             # utf-8-sig: Excel opens the report with its Vietnamese text intact.
             self._file = open(self.path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
             self._writer = csv.writer(self._file)
