@@ -26,6 +26,7 @@ from clm.outbox.service import emit
 from clm.tracking.models import Event
 
 _IDENTITY_FIELDS = ("email", "phone")
+_FULL_NAME_KEYS = ("name", "full_name", "fullName")
 
 
 class Merged(LookupError):
@@ -209,10 +210,30 @@ def create_customer(session: Session, fields: dict[str, Any], region: str = "VN"
     return customer
 
 
+def _renamed(customer: Customer, values: dict[str, Any]) -> str | None:
+    """The stored full name ("Cao Thị Lan") with a new family or given name put in its place."""
+    parts = (customer.full_name or "").split()
+    if not ({"given_name", "family_name"} & set(values)) or len(parts) < 2:
+        return None
+    if parts[0] != customer.family_name or parts[-1] != customer.given_name:
+        return None  # a name of another shape: leave it as it is
+    family = values.get("family_name", customer.family_name)
+    given = values.get("given_name", customer.given_name)
+    return " ".join([family, *parts[1:-1], given])
+
+
 def update_customer(session: Session, customer_id: int, changes: dict[str, Any], region: str = "VN") -> Customer:
     """Apply the sent fields (null clears one) and announce `customer.updated` with the changed names."""
     customer = get_customer(session, customer_id, for_update=True)
     values, cleared, removed = read_profile(changes, region)
+    sent_full_name = "full_name" in changes or any(k in (changes.get("traits") or {}) for k in _FULL_NAME_KEYS)
+    if not sent_full_name and customer.full_name:
+        # read_traits composes a full name from a lone given or family name, which would drop the
+        # middle names: swap the changed part inside the stored full name instead.
+        values.pop("full_name", None)
+        renamed = _renamed(customer, values)
+        if renamed:
+            values["full_name"] = renamed
     _check_unique(session, customer.id, values, None)
     changed = apply_profile(customer, values)
     for key in cleared:

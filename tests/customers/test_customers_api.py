@@ -180,6 +180,12 @@ def test_patching_a_name_updates_what_search_finds(client, shop, writer):
     assert names(client.get("/api/v1/customers", params={"q": "trinh tuong"}, headers=writer)) == ["Trịnh Tường Vy"]
 
 
+def test_patching_the_given_name_keeps_the_middle_name_of_the_full_name(client, shop, writer):
+    customer = shop.customer("Cao Thị Lan")
+    body = client.patch(f"/api/v1/customers/{customer.id}", json={"given_name": "Hoa"}, headers=writer).json()
+    assert (body["full_name"], body["given_name"], body["family_name"]) == ("Cao Thị Hoa", "Hoa", "Cao")
+
+
 def test_patch_refuses_an_email_that_belongs_to_another_customer(client, shop, writer):
     shop.customer("A", email="taken@example.vn")
     other = shop.customer("B")
