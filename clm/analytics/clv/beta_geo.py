@@ -188,10 +188,16 @@ class BetaGeo(_NBDFamily):
         pa = np.exp(-self._log_odds_dead(x, t_x, T_, r, alpha, a, b))
         c = a + b + x - 1 + mod
         lead = c / (a - 1) * pa
+        # the hypergeometric factor depends on (x, T) only: evaluate it once per distinct pair
+        from .pareto_nbd import _pairs
+
+        xs, Ts, inv = _pairs(x.ravel(), T_.ravel())
+        cs = a + b + xs - 1 + mod
         out = np.empty((len(times), x.size))
         for i, t in enumerate(times):
-            z = t / (alpha + T_ + t)
-            out[i] = lead * (1.0 - (1.0 - z) ** (a - 1) * hyp2f1(a + b - 1 + mod - r, a - 1, c, z))
+            z = t / (alpha + Ts + t)
+            hyp = (1.0 - z) ** (a - 1) * hyp2f1(a + b - 1 + mod - r, a - 1, cs, z)
+            out[i] = lead.ravel() * (1.0 - hyp[inv])
         return out
 
     def expected_purchases_new(self, t):
