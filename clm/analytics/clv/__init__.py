@@ -19,7 +19,12 @@ Models: :class:`BetaGeo` (BG/NBD), :class:`ParetoNBD`, :class:`ModifiedBetaGeo` 
 from .base import ConvergenceWarning, NotFittedError
 from .beta_geo import BetaGeo
 from .beta_geo_beta_binom import BetaGeoBetaBinom
-from .diagnostics import calibration_holdout, compare_models, cumulative_tracking, repeat_transaction_histogram
+from .diagnostics import (
+    calibration_holdout,
+    compare_models,
+    cumulative_tracking,
+    repeat_transaction_histogram,
+)
 from .gamma_gamma import GammaGamma
 from .modified_beta_geo import ModifiedBetaGeo
 from .pareto_nbd import ParetoNBD

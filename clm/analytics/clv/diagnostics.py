@@ -10,7 +10,7 @@ from .base import as_float_array
 from .beta_geo import BetaGeo
 from .modified_beta_geo import ModifiedBetaGeo
 from .pareto_nbd import ParetoNBD
-from .summary import Summary, _period_index, _UNIT_DAYS, parse_duration, rfm_summary, to_days
+from .summary import _UNIT_DAYS, Summary, _period_index, parse_duration, rfm_summary, to_days
 
 __all__ = ["calibration_holdout", "repeat_transaction_histogram", "cumulative_tracking", "compare_models", "MODELS"]
 
