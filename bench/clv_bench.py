@@ -152,10 +152,10 @@ def bench_dataset(name, data, lifetimes_py, skip_lifetimes=()):
                 print(f"lifetimes failed on {name}:", r.stderr[-3000:], file=sys.stderr)
     fits = {}
     for key, cls in (("bgnbd", BetaGeo), ("pnbd", ParetoNBD)):
-        model, fit_s, fit_mem = _timed(lambda: cls().fit(x, tx, T), memory=True)
+        model, fit_s, fit_mem = _timed(lambda cls=cls: cls().fit(x, tx, T), memory=True)
         fits[key] = model
-        cond, cond_s, _ = _timed(lambda: model.expected_purchases(39.0, x, tx, T))
-        alive, alive_s, _ = _timed(lambda: model.p_alive(x, tx, T))
+        cond, cond_s, _ = _timed(lambda model=model: model.expected_purchases(39.0, x, tx, T))
+        alive, alive_s, _ = _timed(lambda model=model: model.p_alive(x, tx, T))
         row = {"dataset": name, "customers": int(x.size), "model": {"bgnbd": "BG/NBD", "pnbd": "Pareto/NBD"}[key],
                "clm_fit_s": fit_s, "clm_fit_peak_mb": fit_mem / 2**20, "clm_cond_s": cond_s, "clm_alive_s": alive_s,
                "params": model.params}

@@ -4,13 +4,23 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from _clvdata import cdnow_master_transactions, cdnow_summary, simulate_bgnbd, simulate_pareto_nbd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
-from _clvdata import cdnow_master_transactions, cdnow_summary, simulate_bgnbd, simulate_pareto_nbd
 from clm.analytics.clv import (
-    BetaGeo, BetaGeoBetaBinom, ConvergenceWarning, GammaGamma, ModifiedBetaGeo, NotFittedError, ParetoNBD,
-    compare_models, cumulative_tracking, repeat_transaction_histogram, rfm_summary,
+    BetaGeo,
+    BetaGeoBetaBinom,
+    ConvergenceWarning,
+    GammaGamma,
+    ModifiedBetaGeo,
+    NotFittedError,
+    ParetoNBD,
+    compare_models,
+    cumulative_tracking,
+    repeat_transaction_histogram,
+    rfm_summary,
 )
 
 

@@ -2,12 +2,18 @@
 
 import numpy as np
 import pytest
+from _clvdata import cdnow_sample_transactions, cdnow_summary, cdnow_with_value, donations
 from numpy.testing import assert_allclose
 from scipy import integrate
 
-from _clvdata import cdnow_sample_transactions, cdnow_summary, cdnow_with_value, donations
 from clm.analytics.clv import (
-    BetaGeo, BetaGeoBetaBinom, GammaGamma, ModifiedBetaGeo, ParetoNBD, customer_lifetime_value, rfm_summary,
+    BetaGeo,
+    BetaGeoBetaBinom,
+    GammaGamma,
+    ModifiedBetaGeo,
+    ParetoNBD,
+    customer_lifetime_value,
+    rfm_summary,
 )
 
 
@@ -82,7 +88,8 @@ def test_bgnbd_expected_purchases_new_matches_numerical_integration_over_the_pop
     t = 39.0
 
     # E[X(t) | lambda, p] = (1 - exp(-lambda p t)) / p, integrated over Gamma(r, alpha) x Beta(a, b)
-    from scipy.stats import beta as beta_dist, gamma as gamma_dist
+    from scipy.stats import beta as beta_dist
+    from scipy.stats import gamma as gamma_dist
 
     def inner(p):
         # E over lambda of (1 - exp(-lambda p t)) = 1 - (alpha / (alpha + p t))^r
@@ -106,10 +113,11 @@ def test_pareto_nbd_likelihood_matches_the_hypergeometric_closed_form(pnbd):
 
     x, tx, T = cdnow_summary()
     for r, al, s, be in [(0.55, 10.6, 0.6, 11.7), (0.8, 5.0, 1.3, 2.0)]:
-        if al >= be:
-            F = lambda t: hyp2f1(r + s + x, s + 1, r + s + x + 1, (al - be) / (al + t)) / (al + t) ** (r + s + x)  # noqa: E731
-        else:
-            F = lambda t: hyp2f1(r + s + x, r + x, r + s + x + 1, (be - al) / (be + t)) / (be + t) ** (r + s + x)  # noqa: E731
+        def F(t, r=r, al=al, s=s, be=be):
+            if al >= be:
+                return hyp2f1(r + s + x, s + 1, r + s + x + 1, (al - be) / (al + t)) / (al + t) ** (r + s + x)
+            return hyp2f1(r + s + x, r + x, r + s + x + 1, (be - al) / (be + t)) / (be + t) ** (r + s + x)
+
         ll = (gammaln(r + x) - gammaln(r) + r * np.log(al) + s * np.log(be)
               + np.log((al + T) ** -(r + x) * (be + T) ** -s + s / (r + s + x) * (F(tx) - F(T))))
         m = ParetoNBD()

@@ -171,13 +171,13 @@ class BaseModel:
         self.optimizer_result = res
         value = res.fun[0] if np.ndim(res.fun) else res.fun
         params = np.exp(res.x)
-        self.params = {k: float(v) for k, v in zip(self._param_names, params)}
+        self.params = {k: float(v) for k, v in zip(self._param_names, params, strict=True)}
         self.log_likelihood = float(-value * total_weight + loglik_constant)
         name = type(self).__name__
         if not np.isfinite(value):
             warnings.warn(f"{name}: the log-likelihood is not finite at the estimate", ConvergenceWarning, stacklevel=3)
         elif np.any(np.abs(res.x) >= _LOG_BOUND - 1e-6):
-            at = [k for k, lp in zip(self._param_names, res.x) if abs(lp) >= _LOG_BOUND - 1e-6]
+            at = [k for k, lp in zip(self._param_names, res.x, strict=True) if abs(lp) >= _LOG_BOUND - 1e-6]
             warnings.warn(
                 f"{name}: parameters {at} ran to the bound exp(+-{_LOG_BOUND:g}); the maximum likelihood "
                 "estimate is degenerate for these data (too few repeat purchases?)",
@@ -227,7 +227,7 @@ class BaseModel:
             se = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
         except np.linalg.LinAlgError:
             se = np.full(k, np.nan)
-        return {name: float(v) for name, v in zip(self._param_names, se)}
+        return {name: float(v) for name, v in zip(self._param_names, se, strict=True)}
 
 
 def _numeric_grad(f: Callable[[np.ndarray], float], x: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ def repeat_transaction_histogram(model, frequency, T, *, max_frequency: int = 7)
     actual = np.bincount(np.minimum(x, max_frequency).astype(int), minlength=max_frequency + 1).astype(float)
     expected = np.zeros(max_frequency + 1)
     Tu, counts = np.unique(T_, return_counts=True)
-    for t, c in zip(Tu, counts):
+    for t, c in zip(Tu, counts, strict=True):
         p = np.asarray(model.probability_of_purchases(t, ks), dtype=float)
         expected[:max_frequency] += c * p
         expected[max_frequency] += c * max(0.0, 1.0 - p.sum())

@@ -193,7 +193,7 @@ class ParetoNBD(_NBDFamily):
             V = np.nan_to_num(np.exp(np.log(s) + sides[0][7][sides[0][2]] - lse))
         # gradient of L_i = log S_i - a log(m + t_i) with respect to (r, alpha, s, beta), per side
         g = []
-        for xs, ts, inv, a, z, ser, lmt, L in sides:
+        for xs, ts, inv, a, _z, ser, lmt, _L in sides:
             _, la, lb, lz = ser
             if case1:
                 dz_alpha, dz_beta = (beta + ts) / (alpha + ts) ** 2, -1.0 / (alpha + ts)
