@@ -76,18 +76,18 @@ def write_keys_create(name: str = typer.Option(..., "--name", help="The source, 
 def serve(
     host: str = typer.Option(None, help="Address to listen on (CLM_HOST, default 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (CLM_PORT, default 8000)."),
+    workers: int = typer.Option(None, help="Server processes (CLM_WORKERS, default 1)."),
 ) -> None:
     """Upgrade the database, then serve the API (and later the dashboard)."""
     import uvicorn
 
     from clm.config import get_settings
     from clm.db.migrate import upgrade
-    from clm.web.app import create_app
 
     settings = get_settings()
     upgrade(_engine())
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_level=settings.log_level)
+    uvicorn.run("clm.web.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
+                workers=workers or settings.workers, log_level=settings.log_level, access_log=False)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     default_region: str = Field("VN", description="Region used to read phone numbers written without +country.")
     host: str = Field("127.0.0.1", description="Address `clm serve` listens on.")
     port: int = Field(8000, description="Port `clm serve` listens on.")
+    workers: int = Field(1, description="Processes `clm serve` runs (each with its own group-commit writer).")
     secret_key: SecretStr = Field(
         SecretStr("dev-insecure-change-me"),
         description="Signs session cookies and CSRF tokens. Set a long random value in production.",

@@ -11,58 +11,96 @@ from clm.commerce.events import OrderData, ProductData, RefundData
 from clm.commerce.models import Order, OrderItem, Product
 from clm.db.upsert import insert_for
 from clm.lib.clock import utcnow
-from clm.outbox.service import emit
+from clm.outbox.service import emit, emit_many
+
+_orders = Order.__table__
+
+
+_FIELDS = ("name", "category", "brand", "price", "url", "image_url")
 
 
 def upsert_products(session: Session, products: list[ProductData]) -> dict[str, int]:
-    """Create unknown products and refresh known ones; returns sku -> product id."""
+    """Create unknown products and refresh known ones; returns sku -> product id.
+
+    Product events repeat the same catalogue data all day, so rows are compared first and only new or
+    changed products are written. A field an event omits keeps what we knew.
+    """
     if not products:
         return {}
-    now = utcnow()
     latest: dict[str, ProductData] = {p.sku: p for p in products}
-    rows = [
-        {"sku": p.sku, "name": p.name, "category": p.category, "brand": p.brand, "price": p.price,
-         "currency": p.currency, "url": p.url, "image_url": p.image_url, "properties": {},
-         "created_at": now, "updated_at": now}
-        for p in latest.values()
+    table = Product.__table__
+    known = {row.sku: row for row in session.execute(
+        sa.select(table.c.sku, table.c.id, *(table.c[f] for f in _FIELDS)).where(table.c.sku.in_(list(latest)))
+    )}
+    ids = {sku: row.id for sku, row in known.items()}
+    now = utcnow()
+    rows = []
+    for p in latest.values():
+        old = known.get(p.sku)
+        if old is not None and all(getattr(p, f) is None or getattr(p, f) == getattr(old, f) for f in _FIELDS):
+            continue
+        rows.append({"sku": p.sku, "name": p.name, "category": p.category, "brand": p.brand, "price": p.price,
+                     "currency": p.currency, "url": p.url, "image_url": p.image_url, "properties": {},
+                     "created_at": now, "updated_at": now})
+    if rows:
+        stmt = insert_for(session, table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["sku"],
+            set_={f: sa.func.coalesce(stmt.excluded[f], table.c[f]) for f in _FIELDS} | {"updated_at": now},
+        )
+        session.execute(stmt, rows)
+        new = [r["sku"] for r in rows if r["sku"] not in ids]
+        if new:
+            ids.update(session.execute(sa.select(table.c.sku, table.c.id).where(table.c.sku.in_(new))).all())
+    return ids
+
+
+def record_orders(session: Session, orders: list[tuple[int, OrderData, datetime, dict]]) -> list[int]:
+    """Record completed orders (customer id, order, placed at, properties) in a few bulk statements.
+
+    Orders already recorded (same order id) are skipped; returns the ids of the new orders.
+    """
+    if not orders:
+        return []
+    wanted = [o.order_id for _, o, _, _ in orders]
+    seen = set(session.scalars(sa.select(_orders.c.external_id).where(_orders.c.external_id.in_(wanted))))
+    fresh = []
+    for entry in orders:
+        if entry[1].order_id not in seen:
+            seen.add(entry[1].order_id)
+            fresh.append(entry)
+    if not fresh:
+        return []
+    product_ids = upsert_products(session, [p for _, o, _, _ in fresh for p in o.products])
+    now = utcnow()
+    ids = session.execute(
+        sa.insert(_orders).returning(_orders.c.id, sort_by_parameter_order=True),
+        [{"external_id": o.order_id, "customer_id": cid, "status": "completed", "currency": o.currency,
+          "total": o.total, "subtotal": o.subtotal, "discount": o.discount, "shipping": o.shipping, "tax": o.tax,
+          "refunded": 0, "coupon": o.coupon, "channel": o.channel, "placed_at": placed_at,
+          "properties": props or {}, "created_at": now, "updated_at": now}
+         for cid, o, placed_at, props in fresh],
+    ).scalars().all()
+    items = [
+        {"order_id": oid, "customer_id": cid, "product_id": product_ids.get(p.sku), "sku": p.sku,
+         "name": p.name, "quantity": p.quantity, "price": p.price or 0}
+        for oid, (cid, o, _, _) in zip(ids, fresh, strict=True) for p in o.products
     ]
-    stmt = insert_for(session, Product)
-    # Keep what we knew when an event omits a field (COALESCE with the new value first).
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["sku"],
-        set_={col: sa.func.coalesce(stmt.excluded[col], getattr(Product, col))
-              for col in ("name", "category", "brand", "price", "url", "image_url")} | {"updated_at": now},
-    )
-    session.execute(stmt, rows)
-    return dict(session.execute(sa.select(Product.sku, Product.id).where(Product.sku.in_(list(latest)))).all())
+    if items:
+        session.execute(sa.insert(OrderItem.__table__), items)
+    emit_many(session, [
+        ("order.completed", cid, {"order_id": oid, "external_id": o.order_id, "total": o.total,
+                                  "currency": o.currency, "placed_at": placed_at.isoformat()})
+        for oid, (cid, o, placed_at, _) in zip(ids, fresh, strict=True)
+    ])
+    return list(ids)
 
 
 def record_order(session: Session, customer_id: int, order: OrderData, placed_at: datetime,
                  properties: dict | None = None) -> int | None:
-    """Record a completed order; returns its id, or None when it was already recorded."""
-    if session.scalar(sa.select(Order.id).where(Order.external_id == order.order_id)) is not None:
-        return None
-    product_ids = upsert_products(session, order.products)
-    now = utcnow()
-    order_id = session.execute(
-        sa.insert(Order).values(
-            external_id=order.order_id, customer_id=customer_id, status="completed", currency=order.currency,
-            total=order.total, subtotal=order.subtotal, discount=order.discount, shipping=order.shipping,
-            tax=order.tax, refunded=0, coupon=order.coupon, channel=order.channel, placed_at=placed_at,
-            properties=properties or {}, created_at=now, updated_at=now,
-        ).returning(Order.id)
-    ).scalar_one()
-    if order.products:
-        session.execute(sa.insert(OrderItem), [
-            {"order_id": order_id, "customer_id": customer_id, "product_id": product_ids.get(p.sku),
-             "sku": p.sku, "name": p.name, "quantity": p.quantity, "price": p.price or 0}
-            for p in order.products
-        ])
-    emit(session, "order.completed", customer_id, {
-        "order_id": order_id, "external_id": order.order_id, "total": order.total,
-        "currency": order.currency, "placed_at": placed_at.isoformat(),
-    })
-    return order_id
+    """Record one completed order; returns its id, or None when it was already recorded."""
+    ids = record_orders(session, [(customer_id, order, placed_at, properties or {})])
+    return ids[0] if ids else None
 
 
 def record_refund(session: Session, refund: RefundData) -> bool:

@@ -2,13 +2,16 @@
 
 Rules, in the order they apply:
 1. The identities are looked up; the customer of the strongest one (user id, then verified email or
-   phone, then Zalo, Facebook, email, phone, anonymous id) is the one the data joins.
+   phone, then email, phone, Zalo, Facebook, anonymous id) is the one the data joins.
 2. Another customer found only through an anonymous id that carries no user id of its own is the same
    person before they logged in: it is merged into the first (Segment's identify semantics).
 3. Another customer found through an email or phone that both sides hold verified is merged too.
 4. Any other conflict (two different user ids, unverified shared email) leaves both profiles alone;
    the identity stays with the customer that already had it.
 5. Identities not yet known are attached to the resolved customer; none known creates a customer.
+
+New customers and identities are kept in memory (negative ids) and written in bulk by `flush()`,
+so a request of a hundred events costs a few statements, not a few hundred.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from sqlalchemy.orm import Session
 from clm.customers.merge import merge_customers
 from clm.customers.models import Customer, Identity
 from clm.lib.clock import utcnow
-from clm.outbox.service import emit
+from clm.outbox.service import emit_many
 
 PRIORITY = {"user_id": 0, "email": 3, "phone": 4, "zalo": 5, "facebook": 6, "anonymous_id": 9}
+_customers = Customer.__table__
+_identities = Identity.__table__
 
 
 @dataclass(frozen=True)
@@ -42,12 +47,12 @@ class Key:
 
 @dataclass
 class _Known:
-    customer_id: int
+    customer_id: int  # negative: a customer created in this transaction, not yet written
     verified: bool
 
 
 class IdentityResolver:
-    """Resolves identities within one transaction, caching what it has seen."""
+    """Resolves identities within one transaction, caching what it has seen. Call `flush()` at the end."""
 
     def __init__(self, session: Session, source: str = "api"):
         self.session = session
@@ -55,6 +60,10 @@ class IdentityResolver:
         self.known: dict[tuple[str, str], _Known | None] = {}
         self.created: list[int] = []
         self.merged: list[tuple[int, int]] = []
+        self._redirect: dict[int, int] = {}
+        self._pending: dict[int, list[datetime | None]] = {}  # placeholder id -> [first seen, last seen]
+        self._new_keys: list[tuple[int, Key]] = []
+        self._verify: list[Key] = []
 
     def prefetch(self, keys: Iterable[Key]) -> None:
         """Load many identities in a few queries (one per kind) before resolving them one by one."""
@@ -66,15 +75,18 @@ class IdentityResolver:
             for value in values:
                 self.known[(kind, value)] = None
             rows = self.session.execute(
-                sa.select(Identity.value, Identity.customer_id, Identity.verified).where(
-                    Identity.kind == kind, Identity.value.in_(values)
+                sa.select(_identities.c.value, _identities.c.customer_id, _identities.c.verified).where(
+                    _identities.c.kind == kind, _identities.c.value.in_(values)
                 )
             )
             for value, customer_id, verified in rows:
                 self.known[(kind, value)] = _Known(customer_id, verified)
 
     def resolve(self, keys: list[Key], seen_at: datetime | None = None) -> int:
-        """The customer these identities belong to, creating or merging profiles by the rules above."""
+        """The customer these identities belong to, creating or merging profiles by the rules above.
+
+        The id may be a placeholder until `flush()`; pass it through `current()` after flushing.
+        """
         if not keys:
             raise ValueError("at least one identity is needed")
         self.prefetch(keys)
@@ -83,20 +95,23 @@ class IdentityResolver:
         if not found:
             customer_id = self._create(seen_at)
         else:
-            customer_id = found[0][1].customer_id
+            customer_id = self.current(found[0][1].customer_id)
             for key, known in found[1:]:
-                if known.customer_id != customer_id and self._should_merge(key, known, customer_id):
-                    self._merge(customer_id, known.customer_id, f"shared {key.kind}")
-        new = [k for k in keys if self.known[(k.kind, k.value)] is None]
-        if new:
-            self._attach(customer_id, new)
-        upgrade = [k for k in keys if k.verified and (known := self.known[(k.kind, k.value)])
-                   and known.customer_id == customer_id and not known.verified]
-        for key in upgrade:
-            self.session.execute(
-                sa.update(Identity).where(Identity.kind == key.kind, Identity.value == key.value).values(verified=True)
-            )
-            self.known[(key.kind, key.value)] = _Known(customer_id, True)
+                other = self.current(known.customer_id)
+                if other != customer_id and self._should_merge(key, known, other):
+                    customer_id = self._merge(customer_id, other, f"shared {key.kind}")
+        for key in keys:
+            known = self.known[(key.kind, key.value)]
+            if known is None:
+                self._new_keys.append((customer_id, key))
+                self.known[(key.kind, key.value)] = _Known(customer_id, key.verified)
+            elif key.verified and not known.verified and self.current(known.customer_id) == customer_id:
+                self._verify.append(key)
+                known.verified = True
+        seen = self._pending.get(customer_id)
+        if seen is not None and seen_at is not None:
+            seen[0] = min(seen[0] or seen_at, seen_at)
+            seen[1] = max(seen[1] or seen_at, seen_at)
         return customer_id
 
     def alias(self, previous_id: str, user_id: str, seen_at: datetime | None = None) -> int:
@@ -105,53 +120,82 @@ class IdentityResolver:
         kind = "user_id" if self.known[("user_id", previous_id)] else "anonymous_id"
         previous, user = Key(kind, previous_id), Key("user_id", user_id)
         old, new = self.known[(previous.kind, previous.value)], self.known[(user.kind, user.value)]
-        if old and new and old.customer_id != new.customer_id:
-            self._merge(new.customer_id, old.customer_id, "alias")
-            return new.customer_id
+        if old and new and self.current(old.customer_id) != self.current(new.customer_id):
+            return self._merge(self.current(new.customer_id), self.current(old.customer_id), "alias")
         return self.resolve([user, previous], seen_at)
 
     def current(self, customer_id: int) -> int:
-        """Where `customer_id` lives now, following merges made in this transaction."""
-        merged = dict((loser, winner) for winner, loser in self.merged)
-        while customer_id in merged:
-            customer_id = merged[customer_id]
+        """Where `customer_id` lives now, following merges and writes made in this transaction."""
+        while customer_id in self._redirect:
+            customer_id = self._redirect[customer_id]
         return customer_id
 
-    def _should_merge(self, key: Key, known: _Known, winner_id: int) -> bool:
-        if key.kind == "anonymous_id":
-            has_user = self.session.scalar(
-                sa.select(sa.func.count()).select_from(Identity).where(
-                    Identity.customer_id == known.customer_id, Identity.kind == "user_id"
-                )
+    def flush(self) -> None:
+        """Write the customers and identities created so far, in bulk."""
+        if self._pending:
+            now = utcnow()
+            placeholders = list(self._pending)
+            rows = [{"traits": {}, "search_text": "", "created_at": now, "updated_at": now,
+                     "first_seen_at": self._pending[p][0] or now, "last_seen_at": self._pending[p][1] or now}
+                    for p in placeholders]
+            ids = self.session.execute(
+                sa.insert(_customers).returning(_customers.c.id, sort_by_parameter_order=True), rows
+            ).scalars().all()
+            for placeholder, real in zip(placeholders, ids, strict=True):
+                self._redirect[placeholder] = real
+            self.created.extend(ids)
+            emit_many(self.session, [("customer.created", cid, {"source": self.source}) for cid in ids])
+            self._pending.clear()
+        if self._new_keys:
+            now = utcnow()
+            self.session.execute(sa.insert(_identities), [
+                {"customer_id": self.current(cid), "kind": k.kind, "value": k.value, "verified": k.verified,
+                 "created_at": now} for cid, k in self._new_keys
+            ])
+            for key, known in self.known.items():
+                if known is not None and known.customer_id < 0:
+                    self.known[key] = _Known(self.current(known.customer_id), known.verified)
+            self._new_keys.clear()
+        for key in self._verify:
+            self.session.execute(
+                sa.update(_identities).where(_identities.c.kind == key.kind, _identities.c.value == key.value)
+                .values(verified=True)
             )
-            return not has_user
+        self._verify.clear()
+
+    def _has_user_id(self, customer_id: int) -> bool:
+        if any(self.current(c) == customer_id and k.kind == "user_id" for c, k in self._new_keys):
+            return True
+        if customer_id < 0:
+            return False
+        return bool(self.session.scalar(
+            sa.select(sa.func.count()).select_from(_identities).where(
+                _identities.c.customer_id == customer_id, _identities.c.kind == "user_id"
+            )
+        ))
+
+    def _should_merge(self, key: Key, known: _Known, other: int) -> bool:
+        if key.kind == "anonymous_id":
+            return not self._has_user_id(other)
         return key.kind in ("email", "phone") and key.verified and known.verified
 
     def _create(self, seen_at: datetime | None) -> int:
-        now = utcnow()
-        customer_id = self.session.execute(
-            sa.insert(Customer).values(
-                traits={}, search_text="", created_at=now, updated_at=now,
-                first_seen_at=seen_at or now, last_seen_at=seen_at or now,
-            ).returning(Customer.id)
-        ).scalar_one()
-        self.created.append(customer_id)
-        emit(self.session, "customer.created", customer_id, {"source": self.source})
-        return customer_id
+        placeholder = -(len(self._redirect) + len(self._pending) + 1)
+        self._pending[placeholder] = [seen_at, seen_at]
+        return placeholder
 
-    def _attach(self, customer_id: int, keys: list[Key]) -> None:
-        now = utcnow()
-        self.session.execute(
-            sa.insert(Identity),
-            [{"customer_id": customer_id, "kind": k.kind, "value": k.value, "verified": k.verified,
-              "created_at": now} for k in keys],
-        )
-        for k in keys:
-            self.known[(k.kind, k.value)] = _Known(customer_id, k.verified)
-
-    def _merge(self, winner_id: int, loser_id: int, reason: str) -> None:
-        merge_customers(self.session, winner_id, loser_id, reason)
-        self.merged.append((winner_id, loser_id))
+    def _merge(self, winner: int, loser: int, reason: str) -> int:
+        if loser < 0 and loser in self._pending:  # created in this batch: nothing stored to move
+            self._pending.pop(loser)
+            self._redirect[loser] = winner
+            self._new_keys = [(winner if self.current(c) == loser else c, k) for c, k in self._new_keys]
+            return winner
+        self.flush()
+        winner, loser = self.current(winner), self.current(loser)
+        merge_customers(self.session, winner, loser, reason)
+        self.merged.append((winner, loser))
+        self._redirect[loser] = winner
         for key, known in self.known.items():
-            if known and known.customer_id == loser_id:
-                self.known[key] = _Known(winner_id, known.verified)
+            if known and self.current(known.customer_id) == winner:
+                self.known[key] = _Known(winner, known.verified)
+        return winner

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,8 +30,14 @@ def for_writing(session: Session) -> Session:
     return session
 
 
+def _json(value) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def make_engine(url: str, **kwargs) -> sa.Engine:
     """Create an engine for `url`, configured the way clm needs each database."""
+    kwargs.setdefault("json_serializer", _json)
+    kwargs.setdefault("json_deserializer", orjson.loads)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"check_same_thread": False})
         engine = sa.create_engine(url, **kwargs)

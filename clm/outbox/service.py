@@ -23,7 +23,7 @@ def emit_many(session: Session, rows: Iterable[tuple[str, int | None, dict[str, 
         {"topic": t, "customer_id": c, "payload": p, "created_at": now} for t, c, p in rows
     ]
     if values:
-        session.execute(sa.insert(OutboxEvent), values)
+        session.execute(sa.insert(OutboxEvent.__table__), values)
 
 
 def read(session: Session, consumer: str, limit: int = 500, topics: list[str] | None = None) -> list[OutboxEvent]:

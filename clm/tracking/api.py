@@ -15,16 +15,14 @@ import zlib
 from datetime import datetime
 
 import orjson
-import sqlalchemy.exc
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from clm.access.keys import digest, find_write_key
-from clm.db.engine import for_writing
 from clm.lib.clock import utcnow
-from clm.tracking.ingest import IngestResult, ingest
+from clm.tracking.ingest import IngestResult, prepare
 from clm.web.errors import ApiError
 
 router = APIRouter(prefix="/v1", tags=["tracking (Segment-compatible)"])
@@ -92,24 +90,12 @@ async def _read_json(request: Request, limit: int) -> dict:
 
 
 def _store(request: Request, messages: list, **kwargs) -> IngestResult:
+    """Validate here (in the request's thread), then hand the items to the group-commit writer."""
     settings = request.app.state.settings
-    for attempt in range(4):
-        session = request.app.state.session_factory()
-        try:
-            for_writing(session)
-            result = ingest(session, messages, received_at=utcnow(), region=settings.default_region,
-                            currency=settings.default_currency, max_event_bytes=settings.max_event_bytes, **kwargs)
-            session.commit()
-            return result
-        except sqlalchemy.exc.IntegrityError:
-            # Another request stored one of these messages or identities between our read and write.
-            # Retrying re-reads the database and deduplicates against what it wrote.
-            session.rollback()
-            if attempt == 3:
-                raise
-        finally:
-            session.close()
-    raise AssertionError("unreachable")
+    items, rejected = prepare(messages, received_at=utcnow(), region=settings.default_region,
+                              currency=settings.default_currency, max_event_bytes=settings.max_event_bytes, **kwargs)
+    fresh = request.app.state.ingest_writer.submit(items)
+    return IngestResult(accepted=len(fresh), duplicates=len(items) - len(fresh), rejected=rejected)
 
 
 _datetime = TypeAdapter(datetime)

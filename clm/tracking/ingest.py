@@ -1,5 +1,10 @@
 """The ingestion pipeline: validate, deduplicate, resolve identity, write facts and outbox rows.
 
+The `events` table is itself the log of tracked events: its ids only grow and a row commits with
+everything else, so reactions tail it by id exactly as they tail the outbox, and no `event.tracked`
+row is written twice. The outbox carries the rarer domain events (customer.created, customer.updated,
+customer.merged, order.completed, order.refunded).
+
 One call handles one request's messages in the caller's transaction. Each message is validated on its
 own before anything is written, so a bad one is reported and the others land. Everything written for
 the accepted messages (events, rollups, profiles, orders, outbox rows) commits together or not at all.
@@ -18,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from clm.commerce.events import COMMERCE_EVENTS, OrderData, ProductData, RefundData, parse_commerce
-from clm.commerce.service import record_order, record_refund, upsert_products
+from clm.commerce.service import record_orders, record_refund, upsert_products
 from clm.customers.identity import IdentityResolver, Key
 from clm.customers.models import Customer
 from clm.customers.profile import apply_profile, normalize_email, phone_e164, read_traits
@@ -29,6 +34,7 @@ from clm.outbox.service import emit_many
 from clm.tracking.models import Event, EventDaily
 from clm.tracking.schemas import Message, parse_message
 
+_events = Event.__table__
 _VERIFIED_FLAGS = {"email": ("email_verified", "emailVerified"), "phone": ("phone_verified", "phoneVerified")}
 _EXTERNAL_KINDS = {"zalo": "zalo", "zalo_id": "zalo", "facebook": "facebook", "facebook_id": "facebook",
                    "messenger": "facebook", "psid": "facebook"}
@@ -61,6 +67,7 @@ class _Item:
     keys: list[Key]
     profile: dict[str, Any] | None
     commerce: Any
+    received_at: datetime
     customer_id: int = 0
 
 
@@ -105,9 +112,9 @@ def identity_keys(msg: Message, profile: dict[str, Any] | None, region: str) -> 
     return list(dict.fromkeys(keys))
 
 
-def _prepare(index: int, raw: Any, forced_type: str | None, received_at: datetime,
-             batch_sent_at: datetime | None, batch_context: dict | None, region: str, currency: str,
-             max_bytes: int) -> _Item:
+def _prepare_one(index: int, raw: Any, forced_type: str | None, received_at: datetime,
+                 batch_sent_at: datetime | None, batch_context: dict | None, region: str, currency: str,
+                 max_bytes: int) -> _Item:
     if max_bytes and len(orjson.dumps(raw)) > max_bytes:
         raise FieldError(None, f"message is larger than {max_bytes // 1024} KB", code="too_large")
     msg = parse_message(raw, forced_type)
@@ -121,37 +128,39 @@ def _prepare(index: int, raw: Any, forced_type: str | None, received_at: datetim
         commerce = parse_commerce(msg.event, msg.properties, currency)
     timestamp = event_timestamp(msg, received_at, batch_sent_at)
     keys = [] if msg.type == "alias" else identity_keys(msg, profile, region)
-    return _Item(index, msg, timestamp, keys, profile, commerce)
+    return _Item(index, msg, timestamp, keys, profile, commerce, received_at)
 
 
-def ingest(session: Session, raws: list[Any], *, received_at: datetime, forced_type: str | None = None,
-           batch_sent_at: datetime | None = None, batch_context: dict | None = None, region: str = "VN",
-           currency: str = "VND", source: str = "api", max_event_bytes: int = 32 * 1024) -> IngestResult:
-    """Ingest Segment messages in the caller's transaction; the caller commits."""
-    result = IngestResult()
+def prepare(raws: list[Any], *, received_at: datetime, forced_type: str | None = None,
+            batch_sent_at: datetime | None = None, batch_context: dict | None = None, region: str = "VN",
+            currency: str = "VND", max_event_bytes: int = 32 * 1024) -> tuple[list[_Item], list[Rejection]]:
+    """Validate messages without touching the database: the accepted items and the rejections."""
     items: list[_Item] = []
+    rejected: list[Rejection] = []
     for index, raw in enumerate(raws):
         try:
-            items.append(_prepare(index, raw, forced_type, received_at, batch_sent_at, batch_context,
-                                  region, currency, max_event_bytes))
+            items.append(_prepare_one(index, raw, forced_type, received_at, batch_sent_at, batch_context,
+                                      region, currency, max_event_bytes))
         except FieldError as exc:
             mid = raw.get("messageId") if isinstance(raw, dict) else None
-            result.rejected.append(Rejection(index, mid if isinstance(mid, str) else None, exc.field, exc.message))
-    if not items:
-        return result
+            rejected.append(Rejection(index, mid if isinstance(mid, str) else None, exc.field, exc.message))
+    return items, rejected
 
-    # Deduplicate on messageId: against what is stored and within this request.
+
+def store(session: Session, items: list[_Item], source: str = "api") -> list[_Item]:
+    """Write prepared items in the caller's transaction; returns the new ones (the rest were duplicates)."""
+    if not items:
+        return []
+    # Deduplicate on messageId: against what is stored and within these items.
     ids = [it.msg.messageId for it in items]
-    stored = set(session.scalars(sa.select(Event.message_id).where(Event.message_id.in_(ids))))
+    stored = set(session.scalars(sa.select(_events.c.message_id).where(_events.c.message_id.in_(ids))))
     fresh: list[_Item] = []
     for it in items:
-        if it.msg.messageId in stored:
-            result.duplicates += 1
-        else:
+        if it.msg.messageId not in stored:
             stored.add(it.msg.messageId)
             fresh.append(it)
     if not fresh:
-        return result
+        return []
 
     resolver = IdentityResolver(session, source)
     resolver.prefetch(k for it in fresh for k in it.keys)
@@ -160,27 +169,43 @@ def ingest(session: Session, raws: list[Any], *, received_at: datetime, forced_t
             it.customer_id = resolver.alias(it.msg.previousId, it.msg.userId, it.timestamp)
         else:
             it.customer_id = resolver.resolve(it.keys, it.timestamp)
-    for it in fresh:  # an earlier item may point at a profile that a later one merged away
+    resolver.flush()
+    for it in fresh:  # placeholders become real ids; earlier items follow later merges
         it.customer_id = resolver.current(it.customer_id)
 
-    _apply_profiles(session, fresh)
-    _write_events(session, fresh, received_at, source)
+    _apply_profiles(session, fresh, set(resolver.created))
+    _write_events(session, fresh, source)
     _apply_commerce(session, fresh)
-    result.accepted = len(fresh)
-    result.customer_ids = sorted({it.customer_id for it in fresh})
-    return result
+    return fresh
 
 
-def _apply_profiles(session: Session, items: list[_Item]) -> None:
+def ingest(session: Session, raws: list[Any], *, received_at: datetime, forced_type: str | None = None,
+           batch_sent_at: datetime | None = None, batch_context: dict | None = None, region: str = "VN",
+           currency: str = "VND", source: str = "api", max_event_bytes: int = 32 * 1024) -> IngestResult:
+    """Validate and store Segment messages in the caller's transaction; the caller commits."""
+    items, rejected = prepare(raws, received_at=received_at, forced_type=forced_type, batch_sent_at=batch_sent_at,
+                              batch_context=batch_context, region=region, currency=currency,
+                              max_event_bytes=max_event_bytes)
+    fresh = store(session, items, source)
+    return IngestResult(accepted=len(fresh), duplicates=len(items) - len(fresh), rejected=rejected,
+                        customer_ids=sorted({it.customer_id for it in fresh}))
+
+
+def _apply_profiles(session: Session, items: list[_Item], created: set[int]) -> None:
+    """Profile traits from identify calls; first/last seen of the customers that existed before."""
     last_seen: dict[int, datetime] = {}
     first_seen: dict[int, datetime] = {}
     changes = []
+    wanted = {it.customer_id for it in items if it.profile}
+    # One query loads every profile an identify will touch (held here: the session only keeps weak refs).
+    loaded = {c.id: c for c in session.scalars(sa.select(Customer).where(Customer.id.in_(wanted)))} if wanted else {}
     for it in items:
         cid = it.customer_id
-        last_seen[cid] = max(last_seen.get(cid, it.timestamp), it.timestamp)
-        first_seen[cid] = min(first_seen.get(cid, it.timestamp), it.timestamp)
+        if cid not in created:  # new customers were written with their first and last seen
+            last_seen[cid] = max(last_seen.get(cid, it.timestamp), it.timestamp)
+            first_seen[cid] = min(first_seen.get(cid, it.timestamp), it.timestamp)
         if it.profile:
-            customer = session.get(Customer, cid)
+            customer = loaded[cid]
             if it.profile.get("external_id"):
                 owner = session.scalar(sa.select(Customer.id).where(Customer.external_id == it.profile["external_id"]))
                 if owner not in (None, cid):
@@ -189,23 +214,19 @@ def _apply_profiles(session: Session, items: list[_Item]) -> None:
             if changed:
                 changes.append(("customer.updated", cid, {"fields": changed}))
     session.flush()
-    table = Customer.__table__  # Core: an executemany UPDATE, not per-object ORM work
+    table = Customer.__table__  # Core executemany: no per-object ORM work on the hot path
+    cid, when = sa.bindparam("cid"), sa.bindparam("when")
+    if not last_seen:
+        emit_many(session, changes)
+        return
     session.execute(
-        sa.update(table)
-        .where(table.c.id == sa.bindparam("cid"))
-        .values(
-            last_seen_at=sa.case(
-                (table.c.last_seen_at.is_(None), sa.bindparam("last")),
-                (table.c.last_seen_at < sa.bindparam("last"), sa.bindparam("last")),
-                else_=table.c.last_seen_at,
-            ),
-            first_seen_at=sa.case(
-                (table.c.first_seen_at.is_(None), sa.bindparam("first")),
-                (table.c.first_seen_at > sa.bindparam("first"), sa.bindparam("first")),
-                else_=table.c.first_seen_at,
-            ),
-        ),
-        [{"cid": cid, "last": last_seen[cid], "first": first_seen[cid]} for cid in last_seen],
+        sa.update(table).where(table.c.id == cid, sa.or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < when))
+        .values(last_seen_at=when),
+        [{"cid": c, "when": t} for c, t in last_seen.items()],
+    )
+    session.execute(
+        sa.update(table).where(table.c.id == cid, table.c.first_seen_at > when).values(first_seen_at=when),
+        [{"cid": c, "when": t} for c, t in first_seen.items()],
     )
     emit_many(session, changes)
 
@@ -218,10 +239,9 @@ def _event_name(msg: Message) -> str | None:
     return None
 
 
-def _write_events(session: Session, items: list[_Item], received_at: datetime, source: str) -> None:
+def _write_events(session: Session, items: list[_Item], source: str) -> None:
     rows = []
     daily: Counter[tuple[int, str, Any]] = Counter()
-    outbox = []
     for it in items:
         msg = it.msg
         name = _event_name(msg)
@@ -235,29 +255,29 @@ def _write_events(session: Session, items: list[_Item], received_at: datetime, s
         rows.append({
             "message_id": msg.messageId, "customer_id": it.customer_id, "type": msg.type, "name": name,
             "properties": properties, "context": msg.context, "timestamp": it.timestamp,
-            "received_at": received_at, "source": source,
+            "received_at": it.received_at, "source": source,
         })
         daily[(it.customer_id, name or msg.type, it.timestamp.date())] += 1
-        outbox.append(("event.tracked", it.customer_id,
-                       {"message_id": msg.messageId, "type": msg.type, "name": name,
-                        "timestamp": it.timestamp.isoformat()}))
-    session.execute(sa.insert(Event), rows)
+    session.execute(sa.insert(Event.__table__), rows)
     stmt = insert_for(session, EventDaily)
     stmt = stmt.on_conflict_do_update(
         index_elements=["customer_id", "name", "day"], set_={"count": EventDaily.count + stmt.excluded.count}
     )
     session.execute(stmt, [{"customer_id": c, "name": n, "day": d, "count": k} for (c, n, d), k in daily.items()])
-    emit_many(session, outbox)
 
 
 def _apply_commerce(session: Session, items: list[_Item]) -> None:
     products: list[ProductData] = []
+    orders = []
     for it in items:
         data = it.commerce
         if isinstance(data, OrderData):
-            record_order(session, it.customer_id, data, it.timestamp, {"message_id": it.msg.messageId})
+            orders.append((it.customer_id, data, it.timestamp, {"message_id": it.msg.messageId}))
         elif isinstance(data, RefundData):
+            record_orders(session, orders)  # a refund may follow its order in the same batch
+            orders = []
             record_refund(session, data)
         elif isinstance(data, list):
             products.extend(data)
+    record_orders(session, orders)
     upsert_products(session, products)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,7 +19,17 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     settings = settings or get_settings()
     if session_factory is None:
         session_factory = make_session_factory(make_engine(settings.database_url))
+    from clm.tracking.writer import BatchWriter
+
+    writer = BatchWriter(session_factory)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        writer.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="clm",
         version=clm.__version__,
         description="Customer lifecycle management: the Segment-compatible tracking API (/v1) and the native API (/api/v1).",
@@ -27,6 +39,7 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     )
     app.state.settings = settings
     app.state.session_factory = session_factory
+    app.state.ingest_writer = writer
     errors.install(app)
 
     from clm.commerce.api import router as commerce_router

@@ -1,0 +1,121 @@
+"""Group commit: one writer thread stores the messages of every request waiting at that moment in a
+single transaction, and answers each request once that transaction has committed.
+
+A commit is the slowest step of ingestion (the fsync that makes data durable), and SQLite admits one
+writer at a time anyway; sharing one commit among the requests that arrived together keeps every
+acknowledged message durable without paying an fsync per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+
+import sqlalchemy.exc
+from sqlalchemy.orm import Session, sessionmaker
+
+from clm.db.engine import for_writing
+from clm.tracking.ingest import _Item, store
+
+log = logging.getLogger("clm.tracking")
+
+_STOP = object()
+
+
+class BatchWriter:
+    def __init__(self, session_factory: sessionmaker[Session], source: str = "api", max_items: int = 5000):
+        self.session_factory = session_factory
+        self.source = source
+        self.max_items = max_items
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, items: list[_Item]) -> list[_Item]:
+        """Store `items` durably; returns those that were new (the rest were duplicates). Blocks."""
+        if not items:
+            return []
+        future: Future = Future()
+        self._ensure_started()
+        self._queue.put((items, future))
+        return future.result()
+
+    def close(self, timeout: float = 10) -> None:
+        with self._lock:
+            if self._thread is not None:
+                self._queue.put(_STOP)
+                self._thread.join(timeout)
+                self._thread = None
+
+    def _ensure_started(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="clm-ingest-writer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is _STOP:
+                return
+            jobs, count, stop = [job], len(job[0]), False
+            while count < self.max_items:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop = True
+                    break
+                jobs.append(more)
+                count += len(more[0])
+            self._write_group(jobs)
+            if stop:
+                return
+
+    def _write_group(self, jobs: list[tuple[list[_Item], Future]]) -> None:
+        try:
+            fresh = self._store([it for items, _ in jobs for it in items])
+        except Exception:
+            if len(jobs) == 1:
+                self._fail(jobs[0][1])
+                return
+            # Something in one request broke the shared transaction: retry each alone so that only
+            # the request at fault gets the error.
+            for job in jobs:
+                self._write_group([job])
+            return
+        new = {id(it) for it in fresh}
+        for items, future in jobs:
+            future.set_result([it for it in items if id(it) in new])
+
+    def _store(self, items: list[_Item]) -> list[_Item]:
+        for attempt in range(4):
+            session = self.session_factory()
+            try:
+                for_writing(session)
+                fresh = store(session, items, self.source)
+                session.commit()
+                return fresh
+            except sqlalchemy.exc.IntegrityError:
+                # Another process stored one of these messages or identities between our read and
+                # write; a retry re-reads and deduplicates against it.
+                session.rollback()
+                if attempt == 3:
+                    raise
+            except Exception:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _fail(future: Future) -> None:
+        import sys
+
+        exc = sys.exc_info()[1]
+        log.error("storing tracked messages failed: %s", exc.__class__.__name__)
+        future.set_exception(exc)
