@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from clm.access.cli import users_app
 from clm.imports.cli import import_app
 
 app = typer.Typer(help="clm: customer lifecycle management.", no_args_is_help=True, rich_markup_mode="rich")
@@ -14,6 +15,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(write_keys_app, name="write-keys")
 app.add_typer(import_app, name="import")
+app.add_typer(users_app, name="users")
 
 
 def _engine():
