@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,13 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(32 * 1024, description="Largest accepted tracking event (Segment: 32 KB).")
     max_batch_bytes: int = Field(500 * 1024, description="Largest accepted tracking batch (Segment: 500 KB).")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    lifecycle_rules: Path | None = Field(
+        None, description="The business's lifecycle rule file (TOML); the built-in stage model when unset."
+    )
+    worker_poll_seconds: float = Field(1.0, gt=0, description="How often an idle worker looks for new facts.")
+    lifecycle_sweep_minutes: int = Field(
+        60, ge=1, description="How often the worker moves customers whom time alone moves (at risk, churned)."
+    )
 
 
 @lru_cache
