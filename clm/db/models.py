@@ -4,6 +4,7 @@ from clm.access import models as access  # noqa: F401
 from clm.commerce import models as commerce  # noqa: F401
 from clm.customers import models as customers  # noqa: F401
 from clm.db.base import Base
+from clm.lifecycle import models as lifecycle  # noqa: F401
 from clm.outbox import models as outbox  # noqa: F401
 from clm.tracking import models as tracking  # noqa: F401
 
