@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from clm.customers.merge import merge_customers
 from clm.customers.models import Customer, Identity
+from clm.db.bulk import insert_rows
 from clm.lib.clock import utcnow
 from clm.outbox.service import emit_many
 
@@ -148,10 +149,8 @@ class IdentityResolver:
             self._pending.clear()
         if self._new_keys:
             now = utcnow()
-            self.session.execute(sa.insert(_identities), [
-                {"customer_id": self.current(cid), "kind": k.kind, "value": k.value, "verified": k.verified,
-                 "created_at": now} for cid, k in self._new_keys
-            ])
+            insert_rows(self.session, _identities, ("customer_id", "kind", "value", "verified", "created_at"),
+                        [(self.current(cid), k.kind, k.value, k.verified, now) for cid, k in self._new_keys])
             for key, known in self.known.items():
                 if known is not None and known.customer_id < 0:
                     self.known[key] = _Known(self.current(known.customer_id), known.verified)

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from clm.db.bulk import insert_rows
 from clm.lib.clock import utcnow
 from clm.outbox.models import OutboxCursor, OutboxEvent
 
@@ -19,11 +20,8 @@ def emit(session: Session, topic: str, customer_id: int | None, payload: dict[st
 
 def emit_many(session: Session, rows: Iterable[tuple[str, int | None, dict[str, Any]]]) -> None:
     now = utcnow()
-    values = [
-        {"topic": t, "customer_id": c, "payload": p, "created_at": now} for t, c, p in rows
-    ]
-    if values:
-        session.execute(sa.insert(OutboxEvent.__table__), values)
+    insert_rows(session, OutboxEvent.__table__, ("topic", "customer_id", "payload", "created_at"),
+                [(t, c, p, now) for t, c, p in rows])
 
 
 def read(session: Session, consumer: str, limit: int = 500, topics: list[str] | None = None) -> list[OutboxEvent]:

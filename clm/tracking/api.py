@@ -28,7 +28,6 @@ from clm.web.errors import ApiError
 router = APIRouter(prefix="/v1", tags=["tracking (Segment-compatible)"])
 
 _KEY_TTL = 60.0  # seconds a known write key is trusted without a lookup; revocation takes effect within it
-_key_cache: dict[str, float] = {}
 _key_lock = threading.Lock()
 
 
@@ -51,8 +50,9 @@ def _write_key(request: Request, body: dict) -> str:
 def _check_write_key(request: Request, key: str) -> None:
     hashed = digest(key)
     now = time.monotonic()
+    cache: dict[str, float] = request.app.state.write_key_cache
     with _key_lock:
-        if _key_cache.get(hashed, 0) > now:
+        if cache.get(hashed, 0) > now:
             return
     with request.app.state.session_factory() as session:
         ok = find_write_key(session, key) is not None
@@ -60,7 +60,7 @@ def _check_write_key(request: Request, key: str) -> None:
         raise ApiError(401, "unauthorized", "the write key is unknown or revoked",
                        headers={"WWW-Authenticate": 'Basic realm="clm"'})
     with _key_lock:
-        _key_cache[hashed] = now + _KEY_TTL
+        cache[hashed] = now + _KEY_TTL
 
 
 async def _read_json(request: Request, limit: int) -> dict:

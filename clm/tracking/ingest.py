@@ -27,7 +27,7 @@ from clm.commerce.service import record_orders, record_refund, upsert_products
 from clm.customers.identity import IdentityResolver, Key
 from clm.customers.models import Customer
 from clm.customers.profile import apply_profile, normalize_email, phone_e164, read_traits
-from clm.db.upsert import insert_for
+from clm.db.bulk import insert_rows
 from clm.lib.clock import as_utc
 from clm.lib.errors import FieldError
 from clm.outbox.service import emit_many
@@ -35,6 +35,10 @@ from clm.tracking.models import Event, EventDaily
 from clm.tracking.schemas import Message, parse_message
 
 _events = Event.__table__
+_daily = EventDaily.__table__
+_EVENT_COLUMNS = ("message_id", "customer_id", "type", "name", "properties", "context", "timestamp",
+                  "received_at", "source")
+_DAILY_UPSERT = 'ON CONFLICT (customer_id, name, day) DO UPDATE SET count = event_daily.count + excluded.count'
 _VERIFIED_FLAGS = {"email": ("email_verified", "emailVerified"), "phone": ("phone_verified", "phoneVerified")}
 _EXTERNAL_KINDS = {"zalo": "zalo", "zalo_id": "zalo", "facebook": "facebook", "facebook_id": "facebook",
                    "messenger": "facebook", "psid": "facebook"}
@@ -252,18 +256,12 @@ def _write_events(session: Session, items: list[_Item], source: str) -> None:
             properties = {"previousId": msg.previousId}
         if msg.category:
             properties = {**properties, "category": msg.category}
-        rows.append({
-            "message_id": msg.messageId, "customer_id": it.customer_id, "type": msg.type, "name": name,
-            "properties": properties, "context": msg.context, "timestamp": it.timestamp,
-            "received_at": it.received_at, "source": source,
-        })
+        rows.append((msg.messageId, it.customer_id, msg.type, name, properties, msg.context, it.timestamp,
+                     it.received_at, source))
         daily[(it.customer_id, name or msg.type, it.timestamp.date())] += 1
-    session.execute(sa.insert(Event.__table__), rows)
-    stmt = insert_for(session, EventDaily)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["customer_id", "name", "day"], set_={"count": EventDaily.count + stmt.excluded.count}
-    )
-    session.execute(stmt, [{"customer_id": c, "name": n, "day": d, "count": k} for (c, n, d), k in daily.items()])
+    insert_rows(session, _events, _EVENT_COLUMNS, rows)
+    insert_rows(session, _daily, ("customer_id", "name", "day", "count"),
+                [(c, n, d, k) for (c, n, d), k in daily.items()], on_conflict=_DAILY_UPSERT)
 
 
 def _apply_commerce(session: Session, items: list[_Item]) -> None:

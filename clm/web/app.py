@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     app.state.settings = settings
     app.state.session_factory = session_factory
     app.state.ingest_writer = writer
+    app.state.write_key_cache = {}
     errors.install(app)
 
     from clm.commerce.api import router as commerce_router
