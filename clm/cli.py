@@ -6,6 +6,8 @@ import typer
 
 from clm.access.cli import users_app
 from clm.imports.cli import import_app
+from clm.lifecycle.cli import lifecycle_app
+from clm.worker.cli import worker
 
 app = typer.Typer(help="clm: customer lifecycle management.", no_args_is_help=True, rich_markup_mode="rich")
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
@@ -15,6 +17,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(write_keys_app, name="write-keys")
 app.add_typer(import_app, name="import")
+app.add_typer(lifecycle_app, name="lifecycle")
+app.command("worker")(worker)
 app.add_typer(users_app, name="users")
 
 
@@ -79,15 +83,23 @@ def serve(
     host: str = typer.Option(None, help="Address to listen on (CLM_HOST, default 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (CLM_PORT, default 8000)."),
     workers: int = typer.Option(None, help="Server processes (CLM_WORKERS, default 1)."),
+    no_worker: bool = typer.Option(False, "--no-worker", help="Do not run the worker in-process (run `clm worker`)."),
 ) -> None:
-    """Upgrade the database, then serve the API (and later the dashboard)."""
+    """Upgrade the database, then serve the API (and later the dashboard), with a worker in-process."""
     import uvicorn
 
     from clm.config import get_settings
     from clm.db.migrate import upgrade
 
     settings = get_settings()
-    upgrade(_engine())
+    engine = _engine()
+    upgrade(engine)
+    if not no_worker:
+        from clm.db.engine import make_session_factory
+        from clm.worker.loop import Worker
+        from clm.worker.steps import build_steps
+
+        Worker(make_session_factory(engine), build_steps(settings), settings.worker_poll_seconds).start_thread()
     uvicorn.run("clm.web.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
                 workers=workers or settings.workers, log_level=settings.log_level, access_log=False)
 

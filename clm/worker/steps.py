@@ -1,0 +1,81 @@
+"""The worker's steps: what runs, claimed so that several workers never apply the same work twice.
+
+A step is a callable (session, now) -> amount of work done. Consumers run every round; periodic
+steps run when their interval has passed since any worker last started them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from clm.db.upsert import insert_for
+from clm.outbox.models import OutboxCursor
+
+_cursors = OutboxCursor.__table__
+
+
+@dataclass
+class Step:
+    name: str
+    run: Callable[[Session, datetime], int]
+    every: timedelta | None = None  # None: a consumer, run every round
+
+
+def build_steps(settings) -> list[Step]:
+    """The registry, built when a worker starts (no import-time side effects). Order matters: order
+    facts are applied before engagement, so an arriving order and its event agree on the stage."""
+    from clm.lifecycle.consumers import EventsConsumer, OutboxConsumer
+    from clm.lifecycle.rules import current_rules
+    from clm.lifecycle.service import sweep
+
+    def rules():
+        return current_rules(settings)
+
+    def periodic_sweep(session: Session, now: datetime) -> int:
+        def commit_chunk(_done, _total):
+            session.commit()  # one chunk per transaction: ingestion is not held up for the whole sweep
+            from clm.db.engine import for_writing
+
+            for_writing(session)
+
+        return sweep(session, now, rules(), on_chunk=commit_chunk)
+
+    return [
+        Step("lifecycle.outbox", OutboxConsumer(rules)),
+        Step("lifecycle.events", EventsConsumer(rules)),
+        Step("lifecycle.sweep", periodic_sweep, every=timedelta(minutes=settings.lifecycle_sweep_minutes)),
+    ]
+
+
+def claim(session: Session, step: Step, now: datetime) -> bool:
+    """Take `step` for this transaction, or False when another worker holds it (or it is not due).
+
+    PostgreSQL: the step's row in outbox_cursors is locked FOR UPDATE SKIP LOCKED, so a second worker
+    skips the step instead of double-applying it. SQLite has one writer (BEGIN IMMEDIATE) anyway.
+    """
+    session.execute(insert_for(session, _cursors).values(consumer=step.name, last_id=0, updated_at=_epoch())
+                    .on_conflict_do_nothing(index_elements=["consumer"]))
+    query = sa.select(_cursors.c.updated_at).where(_cursors.c.consumer == step.name)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    row = session.execute(query).first()
+    if row is None:
+        return False
+    if step.every is None:
+        return True
+    if row.updated_at > now - step.every:
+        return False
+    # Started: other workers see it as done until the interval passes again, even mid-sweep.
+    session.execute(sa.update(_cursors).where(_cursors.c.consumer == step.name).values(updated_at=now))
+    return True
+
+
+def _epoch() -> datetime:
+    from datetime import UTC
+
+    return datetime(1970, 1, 1, tzinfo=UTC)
