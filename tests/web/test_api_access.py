@@ -25,6 +25,9 @@ ENDPOINTS = [
     ("GET", "/api/v1/orders/{id}", "orders:read"),
     ("GET", "/api/v1/products", "products:read"),
     ("GET", "/api/v1/products/{id}", "products:read"),
+    ("GET", "/api/v1/lifecycle/stages", "customers:read"),
+    ("GET", "/api/v1/lifecycle/funnel", "customers:read"),
+    ("GET", "/api/v1/lifecycle/customers/{id}/history", "customers:read"),
 ]
 BODIES = {
     ("POST", "/api/v1/customers"): {"email": "new@example.vn"},
