@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from clm.access.cli import users_app
+from clm.demo.cli import demo
 from clm.imports.cli import import_app
 from clm.lifecycle.cli import lifecycle_app
 from clm.worker.cli import worker
@@ -20,6 +21,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(lifecycle_app, name="lifecycle")
 app.command("worker")(worker)
 app.add_typer(users_app, name="users")
+app.command("demo")(demo)
 
 
 def _engine():
