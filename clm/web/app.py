@@ -53,6 +53,10 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     for router in (customers_router, events_router, commerce_router, lifecycle_router):
         app.include_router(router, prefix="/api/v1")
 
+    from clm.web import pages
+
+    pages.install(app)  # the dashboard: /login, /overview, /customers, /settings, /static
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
         return {"ok": True}
