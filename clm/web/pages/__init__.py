@@ -1,0 +1,25 @@
+"""The dashboard: server-rendered pages (Jinja2 + HTMX) served by the same app as the APIs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from clm.web.auth import LoginThrottle
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+def install(app: FastAPI, cache_ttl: float = 60.0) -> None:
+    """Mount the pages, static files (vendored htmx and Chart.js: nothing from a CDN) and their error pages."""
+    from clm.web.pages import customers, errors, login, overview, settings
+    from clm.web.pages.metrics import TTLCache
+
+    app.state.dashboard_cache = TTLCache(cache_ttl)
+    app.state.login_throttle = LoginThrottle()
+    errors.install(app)
+    for module in (login, overview, customers, settings):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
