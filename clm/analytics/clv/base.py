@@ -17,10 +17,15 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import minimize
 
-__all__ = ["ConvergenceWarning", "NotFittedError", "BaseModel", "as_float_array", "check_rows"]
+from .optimise import quasi_newton
 
-# log-parameters are kept inside these bounds; reaching one means the MLE is at the boundary
+__all__ = ["ConvergenceWarning", "NotFittedError", "BaseModel", "as_float_array", "check_rows", "pilot_rows"]
+
+# log-parameters are kept inside these bounds; coming within _NEAR_BOUND of one (a parameter below
+# 5.6e-9 or above 1.8e8) means the MLE is at the boundary: the likelihood is flat out there, so the
+# optimiser may stop short of the bound itself
 _LOG_BOUND = 20.0
+_NEAR_BOUND = 1.0
 
 
 class ConvergenceWarning(UserWarning):
@@ -122,15 +127,39 @@ class BaseModel:
     def __init__(self) -> None:
         self.params: dict[str, float] | None = None
         self.log_likelihood: float | None = None
-        self.standard_errors: dict[str, float] | None = None
         self.n_customers: int | None = None
         self.optimizer_result = None
+        self._se: dict[str, float] | None = None
+        self._se_inputs = None
 
     def __repr__(self) -> str:
         if self.params is None:
             return f"<{type(self).__name__}: not fitted>"
         shown = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
         return f"<{type(self).__name__}: {shown}, log-likelihood={self.log_likelihood:.2f}>"
+
+    @property
+    def standard_errors(self) -> dict[str, float] | None:
+        """Standard errors of the parameters, computed on first access (``None`` before a fit).
+
+        The Hessian costs several likelihood evaluations on the whole data set, so ``fit`` leaves it
+        out and keeps the data until it is asked for. A ``ConvergenceWarning`` is raised here when the
+        likelihood is flat in some parameter.
+        """
+        if self._se is None and self._se_inputs is not None:
+            log_params, data, total_weight = self._se_inputs
+            self._se_inputs = None
+            self._se = self._standard_errors(log_params, data, total_weight)
+            flat = [k for k in self._param_names
+                    if not np.isfinite(self._se[k]) or self._se[k] > 100 * self.params[k]]
+            if flat and np.all(np.abs(log_params) < _LOG_BOUND - _NEAR_BOUND):
+                warnings.warn(
+                    f"{type(self).__name__}: the likelihood is flat in {flat} (standard errors undefined or over "
+                    "100x the estimate); these parameters are not identified by the data (too few repeat purchases?)",
+                    ConvergenceWarning,
+                    stacklevel=2,
+                )
+        return self._se
 
     # -- fitting ---------------------------------------------------------------------------------
     def _require_fit(self) -> tuple[float, ...]:
@@ -141,43 +170,52 @@ class BaseModel:
     def _initial_log_params(self, data) -> np.ndarray:
         return np.zeros(len(self._param_names))
 
-    def _maximise(
-        self,
-        data,
-        total_weight: float,
-        initial: np.ndarray | None,
-        loglik_constant: float = 0.0,
-        tol: float = 1e-10,
-        maxiter: int = 2000,
-    ) -> None:
-        """Run the optimiser and store params, log-likelihood and standard errors."""
-        x0 = self._initial_log_params(data) if initial is None else np.log(np.asarray(initial, float))
-        fun: Callable = lambda lp: self._negloglik(lp, data)  # noqa: E731
+    def _optimise(self, data, x0: np.ndarray, hess: np.ndarray | None = None, tol: float = 1e-10, maxiter: int = 2000):
+        """Minimise the mean negative log-likelihood from ``x0`` (log-parameters)."""
         bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(x0)
-        res = minimize(
-            fun,
-            x0,
-            jac=self._has_gradient,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"maxiter": maxiter, "ftol": tol * 1e-3, "gtol": tol, "maxcor": 20},
-        )
+        if self._has_gradient:
+            res = quasi_newton(lambda lp: self._negloglik(lp, data), x0, hess=hess, bound=_LOG_BOUND)
+            if res.success:
+                return res
+            x0 = res.x if np.isfinite(res.fun) else x0
+        fun: Callable = lambda lp: self._negloglik(lp, data)  # noqa: E731
+        res = minimize(fun, x0, jac=self._has_gradient, method="L-BFGS-B", bounds=bounds,
+                       options={"maxiter": maxiter, "ftol": tol * 1e-3, "gtol": tol, "maxcor": 20})
         if not self._has_gradient or not res.success:
             # polish with a second pass: cheap when already at the optimum
             res2 = minimize(fun, res.x, jac=self._has_gradient, method="L-BFGS-B", bounds=bounds,
                             options={"maxiter": maxiter, "ftol": tol * 1e-3, "gtol": tol})
             if res2.fun <= res.fun:
                 res = res2
+        return res
+
+    def _maximise(self, data, total_weight: float, initial: np.ndarray | None, loglik_constant: float = 0.0,
+                  pilot=None) -> None:
+        """Run the optimiser and store params and log-likelihood (standard errors on demand).
+
+        ``pilot``, for large data sets, is the prepared data of a fixed-seed subsample: the fit on it
+        gives the starting point and the starting Hessian (of the *mean* log-likelihood, so it carries
+        over) for the fit on the whole data, which then needs only a few full evaluations.
+        """
+        x0 = self._initial_log_params(data) if initial is None else np.log(np.asarray(initial, float))
+        hess = None
+        if pilot is not None and self._has_gradient:
+            first = self._optimise(pilot, x0)
+            if np.all(np.isfinite(first.x)) and np.all(np.abs(first.x) < _LOG_BOUND - _NEAR_BOUND):
+                x0 = first.x
+                hess = getattr(first, "hess", None)
+        res = self._optimise(data, x0, hess)
         self.optimizer_result = res
-        value = res.fun[0] if np.ndim(res.fun) else res.fun
+        value = float(res.fun[0] if np.ndim(res.fun) else res.fun)
         params = np.exp(res.x)
         self.params = {k: float(v) for k, v in zip(self._param_names, params, strict=True)}
         self.log_likelihood = float(-value * total_weight + loglik_constant)
+        self._se, self._se_inputs = None, (np.array(res.x), data, total_weight)
         name = type(self).__name__
         if not np.isfinite(value):
             warnings.warn(f"{name}: the log-likelihood is not finite at the estimate", ConvergenceWarning, stacklevel=3)
-        elif np.any(np.abs(res.x) >= _LOG_BOUND - 1e-6):
-            at = [k for k, lp in zip(self._param_names, res.x, strict=True) if abs(lp) >= _LOG_BOUND - 1e-6]
+        elif np.any(np.abs(res.x) >= _LOG_BOUND - _NEAR_BOUND):
+            at = [k for k, lp in zip(self._param_names, res.x, strict=True) if abs(lp) >= _LOG_BOUND - _NEAR_BOUND]
             warnings.warn(
                 f"{name}: parameters {at} ran to the bound exp(+-{_LOG_BOUND:g}); the maximum likelihood "
                 "estimate is degenerate for these data (too few repeat purchases?)",
@@ -187,16 +225,6 @@ class BaseModel:
         elif not res.success:
             warnings.warn(
                 f"{name}: the optimiser did not converge ({res.message}); estimates may be inaccurate",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        self.standard_errors = self._standard_errors(res.x, data, total_weight)
-        flat = [k for k in self._param_names
-                if not np.isfinite(self.standard_errors[k]) or self.standard_errors[k] > 100 * self.params[k]]
-        if flat and np.all(np.abs(res.x) < _LOG_BOUND - 1e-6):
-            warnings.warn(
-                f"{name}: the likelihood is flat in {flat} (standard errors undefined or over 100x the "
-                "estimate); these parameters are not identified by the data (too few repeat purchases?)",
                 ConvergenceWarning,
                 stacklevel=3,
             )
@@ -228,6 +256,16 @@ class BaseModel:
         except np.linalg.LinAlgError:
             se = np.full(k, np.nan)
         return {name: float(v) for name, v in zip(self._param_names, se, strict=True)}
+
+
+PILOT_ROWS = 50_000
+
+
+def pilot_rows(n: int, size: int = PILOT_ROWS) -> np.ndarray | None:
+    """Fixed-seed sample of row indices for a pilot fit, or ``None`` when ``n`` is small enough to fit directly."""
+    if n <= 2 * size:
+        return None
+    return np.sort(np.random.default_rng(0).choice(n, size, replace=False))
 
 
 def _numeric_grad(f: Callable[[np.ndarray], float], x: np.ndarray) -> np.ndarray:

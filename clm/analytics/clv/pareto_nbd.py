@@ -21,77 +21,87 @@ from .beta_geo import _NBDFamily
 
 __all__ = ["ParetoNBD"]
 
-_TOL = 1e-15
+_TOL = 1e-16
 
 
 def _hyp_series(a, b, z, want_grad=True):
-    r"""``S(a, b, z) = sum_k (b)_k z^k / (k! (a+k))`` so that ``2F1(a, b; a+1; z) = a S``.
+    r"""``log S`` and ``d log S / d(a, b, z)`` for ``S(a, b, z) = 2F1(a, b; a+1; z) / a``, ``0 <= z < 1``.
 
-    Returns ``log S`` and, if asked, ``d log S / da``, ``d log S / db``, ``d log S / dz``. Vectorised
-    over rows with an active set: a row leaves the loop once its terms are past their peak and below
-    ``1e-15`` of the partial sum (tail bounded by a geometric series in ``z``). Terms are rescaled by
-    ``1e-250`` when they grow large (big ``b`` with ``z`` near 1), the scale is kept in log space.
-    Requires ``0 <= z < 1``.
+    Uses Euler's transformation ``2F1(a, b; a+1; z) = (1-z)^(1-b) 2F1(1, e; a+1; z)`` with ``e = a+1-b``
+    (``e > 0`` for both Pareto/NBD cases: ``e = r+x`` or ``s+1``): the terms ``(e)_k / (a+1)_k z^k``
+    of the new series fall from the first on by a ratio below ``z``, whatever the size of ``b``, so no
+    rescaling is needed and the tail after a term ``c`` is below ``c z / (1-z)``. Vectorised over rows;
+    a row leaves the loop once its tail is below ``1e-16`` of the sum.
     """
     a = np.asarray(a, dtype=np.float64)
-    b = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
-    z = np.broadcast_to(np.asarray(z, dtype=np.float64), a.shape)
+    shape = a.shape
+    a = a.ravel()
+    b = np.broadcast_to(np.asarray(b, dtype=np.float64), shape).ravel()
+    z = np.broadcast_to(np.asarray(z, dtype=np.float64), shape).ravel()
     n = a.size
-    out = np.empty((4, n))
-    # state of the active rows
+    res = np.empty((4, n))  # G, dG/da, dG/db, dG/dz of G = 2F1(1, e; a+1; z)
     idx = np.arange(n)
-    aa, bb, zz = a.ravel().copy(), b.ravel().copy(), z.ravel().copy()
-    S = 1.0 / aa
-    Sa = -S * S
-    Sb = np.zeros(n)
-    Sz = np.zeros(n)
-    c = np.ones(n)
-    dc = np.zeros(n)
-    h = np.zeros(n)
-    lscale = np.zeros(n)
+    ee, a1, zz = a + 1.0 - b, a + 1.0, z
+    G, c = np.ones(n), np.ones(n)
+    Ga, Gb, Gz, ha, hb = (np.zeros(n) for _ in range(5))
     k = 0
     while idx.size:
-        bk = bb + k
-        step = bk / (k + 1)
-        dc = (dc * zz + c) * step
-        c = c * zz * step
+        ie = 1.0 / (ee + k)
+        q = c * ((ee + k) / (a1 + k))  # the next term without its last factor z
         if want_grad:
-            h = h + 1.0 / bk
+            Gz += (k + 1) * q  # d/dz of the term, exact also at z = 0
+            ha += ie - 1.0 / (a1 + k)
+            hb -= ie
+        c = q * zz
         k += 1
-        inv = 1.0 / (aa + k)
-        term = c * inv
-        S = S + term
+        G += c
         if want_grad:
-            Sa = Sa - term * inv
-            Sb = Sb + term * h
-            dterm = dc * inv
-            Sz = Sz + dterm
-        big = c > 1e250
-        if big.any():
-            for arr in (c, dc, S, Sa, Sb, Sz):
-                arr[big] *= 1e-250
-            lscale[big] += 250 * np.log(10.0)
-        ratio = (bb + k) * zz / (k + 1)  # ratio of the next term to this one
-        with np.errstate(divide="ignore"):
-            tail = 1.0 / (1.0 - np.maximum(ratio, zz))
-        done = (ratio < 1.0) & (term * tail <= _TOL * S)
-        if want_grad:
-            done &= dterm * tail * 2.0 <= _TOL * np.abs(Sz) + 1e-300
-        if k > 20000:
-            done[:] = True
-        if done.any():
-            rows = idx[done]
-            out[0, rows] = np.log(S[done]) + lscale[done]
-            if want_grad:
-                out[1, rows] = Sa[done] / S[done]
-                out[2, rows] = Sb[done] / S[done]
-                out[3, rows] = Sz[done] / S[done]
-            keep = ~done
-            idx = idx[keep]
-            aa, bb, zz, S, Sa, Sb, Sz, c, dc, h, lscale = (
-                v[keep] for v in (aa, bb, zz, S, Sa, Sb, Sz, c, dc, h, lscale)
-            )
-    return out.reshape((4,) + a.shape)
+            Ga += c * ha
+            Gb += c * hb
+        if k % 4 == 0 or k < 4:
+            done = c * zz <= _TOL * G * (1.0 - zz)
+            if not done.all() and (~done).sum() <= 64:
+                # a few slow rows (z near 1) left: finish them in one 2-d block rather than
+                # thousands of passes of this loop
+                rest = ~done
+                G[rest], Ga[rest], Gb[rest], Gz[rest] = _series_tail(
+                    k, ee[rest], a1[rest], zz[rest], c[rest], G[rest], Ga[rest], Gb[rest], Gz[rest],
+                    ha[rest], hb[rest], want_grad)
+                done[:] = True
+            if done.any():
+                rows = idx[done]
+                res[0, rows] = G[done]
+                if want_grad:
+                    res[1, rows], res[2, rows], res[3, rows] = Ga[done], Gb[done], Gz[done]
+                keep = ~done
+                idx = idx[keep]
+                ee, a1, zz, G, c, Ga, Gb, Gz, ha, hb = (v[keep] for v in (ee, a1, zz, G, c, Ga, Gb, Gz, ha, hb))
+    out = np.empty((4, n))
+    l1z = np.log1p(-z)
+    Gv = res[0]
+    out[0] = (1.0 - b) * l1z + np.log(Gv) - np.log(a)
+    if want_grad:
+        out[1] = res[1] / Gv - 1.0 / a
+        out[2] = res[2] / Gv - l1z
+        out[3] = (b - 1.0) / (1.0 - z) + res[3] / Gv
+    return out.reshape((4,) + shape)
+
+
+def _series_tail(k, e, a1, z, c, G, Ga, Gb, Gz, ha, hb, want_grad):
+    """Add the terms after the ``k``-th of the series in :func:`_hyp_series` for a few rows at once."""
+    # terms fall by a ratio below z: m more terms leave a tail below c z^(m+1) / (1-z)
+    with np.errstate(divide="ignore"):
+        need = np.log(_TOL * G * (1.0 - z) / np.maximum(c * z, 1e-300)) / np.log(np.maximum(z, 1e-300))
+    m = int(min(max(float(np.max(need)), 1.0) + 2, 200_000))
+    j = k + np.arange(m, dtype=np.float64)[:, None]  # the index of the term being multiplied in
+    ie, ia = 1.0 / (e + j), 1.0 / (a1 + j)
+    terms = c * np.cumprod((e + j) * ia * z, axis=0)
+    G = G + terms.sum(axis=0)
+    if want_grad:
+        Ga = Ga + (terms * (ha + np.cumsum(ie - ia, axis=0))).sum(axis=0)
+        Gb = Gb + (terms * (hb - np.cumsum(ie, axis=0))).sum(axis=0)
+        Gz = Gz + (terms * (j + 1.0)).sum(axis=0) / z  # z > 0 here: rows with z = 0 stop at once
+    return G, Ga, Gb, Gz
 
 
 def _pairs(x, t):
