@@ -28,6 +28,14 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
+def token_of(client: TestClient) -> str:
+    """The CSRF token of this browser's session, read from a page as a browser would."""
+    r = client.get("/login")
+    if r.status_code == 303:  # logged in: the start page carries it too
+        r = client.get(r.headers["location"])
+    return csrf_of(r.text)
+
+
 def log_in(client: TestClient, email: str, password: str = PASSWORD):
     token = csrf_of(client.get("/login").text)
     return client.post("/login", data={"email": email, "password": password, "csrf_token": token},

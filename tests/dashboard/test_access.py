@@ -1,0 +1,153 @@
+"""Who may open what: every dashboard route, for an outsider, a deactivated user and every role."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.routing import APIRoute
+
+from clm.access.keys import create_api_key, create_write_key
+from clm.access.users import PERMISSIONS, ROLES, create_user
+from clm.web.pages.base import DashboardRoute
+from tests.dashboard.conftest import PASSWORD, csrf_of, token_of
+
+# (method, path, what it needs): "public" needs nothing, "login" any active user, else a permission.
+ROUTES = [
+    ("GET", "/login", "public"),
+    ("POST", "/login", "public"),
+    ("POST", "/logout", "public"),
+    ("POST", "/locale", "public"),
+    ("GET", "/", "login"),
+    ("GET", "/overview", "overview"),
+    ("GET", "/customers", "customers"),
+    ("GET", "/customers/{id}", "customers"),
+    ("GET", "/customers/{id}/timeline", "customers"),
+    ("GET", "/settings", "settings:read"),
+    ("POST", "/settings/api-keys", "settings:write"),
+    ("POST", "/settings/api-keys/{id}/revoke", "settings:write"),
+    ("POST", "/settings/write-keys", "settings:write"),
+    ("POST", "/settings/write-keys/{id}/revoke", "settings:write"),
+    ("POST", "/settings/users", "settings:write"),
+    ("POST", "/settings/users/{id}/role", "settings:write"),
+    ("POST", "/settings/users/{id}/deactivate", "settings:write"),
+    ("POST", "/settings/users/{id}/activate", "settings:write"),
+]
+GUARDED = [r for r in ROUTES if r[2] != "public"]
+BODIES = {
+    "/login": {"email": "nobody@shop.vn", "password": "wrong password"},
+    "/locale": {"locale": "en"},
+    "/settings/api-keys": {"name": "export", "scope": "customers:read"},
+    "/settings/write-keys": {"name": "website"},
+    "/settings/users": {"email": "new@shop.vn", "name": "Mới", "role": "agent", "password": PASSWORD},
+    "/settings/users/{id}/role": {"role": "sales"},
+}
+guarded = pytest.mark.parametrize("method,path,needs", GUARDED, ids=[f"{m} {p}" for m, p, _ in GUARDED])
+
+
+def dashboard_routes(routes) -> set[tuple[str, str]]:
+    found = set()
+    for route in routes:
+        if isinstance(route, DashboardRoute):
+            found |= {(m, re.sub(r"\{[a-z_]+\}", "{id}", route.path)) for m in route.methods - {"HEAD"}}
+        elif hasattr(route, "original_router"):
+            found |= dashboard_routes(route.original_router.routes)
+        elif isinstance(route, APIRoute) is False and hasattr(route, "routes"):
+            found |= dashboard_routes(route.routes)
+    return found
+
+
+@pytest.fixture
+def target(db, shop):
+    """One of everything a path can name: a customer, an API key, a write key, a staff user."""
+    customer = shop.customer("Trần Thị Bích", email="bich@example.vn")
+    api_key, _ = create_api_key(db, "old", ["customers:read"])
+    write_key, _ = create_write_key(db, "old")
+    staff = create_user(db, email="target@shop.vn", name="Target", role="agent", password=PASSWORD)
+    db.commit()
+    return {"/customers/": customer.id, "/api-keys/": api_key.id, "/write-keys/": write_key.id, "/users/": staff.id}
+
+
+def call(client, method: str, template: str, target: dict):
+    path = template
+    for prefix, value in target.items():
+        path = path.replace(prefix + "{id}", f"{prefix}{value}")
+    if method == "GET":
+        return client.get(path)
+    token = token_of(client)
+    return client.post(path, data={**BODIES.get(template, {}), "csrf_token": token})
+
+
+def allowed(role: str, needs: str) -> bool:
+    return needs in ("public", "login") or needs in PERMISSIONS[role]
+
+
+def test_every_dashboard_route_has_an_access_test(app):
+    assert dashboard_routes(app.routes) == {(m, p) for m, p, _ in ROUTES}
+
+
+def test_every_role_has_a_permission_row_and_admins_can_do_everything():
+    assert set(PERMISSIONS) == set(ROLES)
+    assert all(PERMISSIONS[role] <= PERMISSIONS["admin"] for role in ROLES)
+
+
+@guarded
+def test_an_outsider_is_sent_to_the_login_page(as_role, target, method, path, needs):
+    r = call(as_role("outsider"), method, path, target)
+    assert r.status_code == 303
+    assert r.headers["location"].startswith("/login")
+    if method == "GET" and path != "/":
+        assert "next=" in r.headers["location"]
+
+
+@guarded
+def test_a_deactivated_user_is_logged_out_everywhere(as_role, target, method, path, needs):
+    r = call(as_role("deactivated"), method, path, target)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+@pytest.mark.parametrize("role", ROLES)
+@guarded
+def test_each_role_gets_a_403_page_where_it_has_no_access_and_in_where_it_has(as_role, target, role, method, path,
+                                                                            needs):
+    r = call(as_role(role), method, path, target)
+    if allowed(role, needs):
+        assert r.status_code in (200, 201, 303), r.text[:500]
+        if r.status_code == 303:
+            assert not r.headers["location"].startswith("/login")
+    else:
+        assert r.status_code == 403
+        assert "No access" in r.text and r.headers["content-type"].startswith("text/html")
+
+
+UNSAFE = [r for r in ROUTES if r[0] == "POST"]
+
+
+@pytest.mark.parametrize("method,path,needs", UNSAFE, ids=[f"{m} {p}" for m, p, _ in UNSAFE])
+def test_every_form_is_refused_without_the_csrf_token(as_role, target, method, path, needs):
+    client = as_role("admin")
+    concrete = path
+    for prefix, value in target.items():
+        concrete = concrete.replace(prefix + "{id}", f"{prefix}{value}")
+    r = client.post(concrete, data=BODIES.get(path, {}))
+    assert r.status_code == 403 and "The form has expired" in r.text
+    r = client.post(concrete, data={**BODIES.get(path, {}), "csrf_token": "forged"})
+    assert r.status_code == 403
+
+
+def test_an_htmx_request_without_a_session_is_told_to_navigate_to_the_login_page(as_role):
+    r = as_role("outsider").get("/customers?q=an", headers={"HX-Request": "true"})
+    assert r.status_code == 200 and r.headers["HX-Redirect"] == "/login?next=%2Fcustomers%3Fq%3Dan"
+
+
+def test_the_json_api_keeps_answering_json_to_a_logged_in_browser(as_role):
+    client = as_role("admin")
+    r = client.get("/api/v1/customers")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+
+
+def test_the_forms_carry_the_token_and_htmx_sends_it_as_a_header(as_role):
+    html = as_role("admin").get("/settings").text
+    token = csrf_of(html)
+    assert html.count(f'name="csrf_token" value="{token}"') == len(re.findall(r"<form[^>]*method=\"post\"", html))
+    assert f'hx-headers=\'{{"X-CSRF-Token": "{token}"}}\'' in html
