@@ -16,6 +16,7 @@ so a request of a hundred events costs a few statements, not a few hundred.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +24,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from clm.customers.merge import merge_customers
+from clm.customers.merge import merge_many
 from clm.customers.models import Customer, Identity
 from clm.db.bulk import insert_rows
 from clm.lib.clock import utcnow
@@ -60,7 +61,9 @@ class IdentityResolver:
         self.source = source
         self.known: dict[tuple[str, str], _Known | None] = {}
         self.created: list[int] = []
-        self.merged: list[tuple[int, int]] = []
+        self.merged: list[tuple[int, int]] = []  # (winner, loser) applied by flush()
+        self._merges: list[tuple[int, int, str]] = []  # decided, not yet applied
+        self._placeholders = itertools.count(1)
         self._redirect: dict[int, int] = {}
         self._pending: dict[int, list[datetime | None]] = {}  # placeholder id -> [first seen, last seen]
         self._new_keys: list[tuple[int, Key]] = []
@@ -93,17 +96,22 @@ class IdentityResolver:
         self.prefetch(keys)
         keys = sorted(keys, key=lambda k: k.rank)
         found = [(k, self.known[(k.kind, k.value)]) for k in keys if self.known[(k.kind, k.value)]]
-        if not found:
-            customer_id = self._create(seen_at)
+        new_user = next((k for k in keys if k.kind == "user_id" and self.known[(k.kind, k.value)] is None), None)
+        if found and not (new_user is not None and self._has_user_id(self.current(found[0][1].customer_id))):
+            customer_id, others = self.current(found[0][1].customer_id), found[1:]
         else:
-            customer_id = self.current(found[0][1].customer_id)
-            for key, known in found[1:]:
-                other = self.current(known.customer_id)
-                if other != customer_id and self._should_merge(key, known, other):
-                    customer_id = self._merge(customer_id, other, f"shared {key.kind}")
+            # Nothing known, or a new user id on a profile that has another one (a shared device, an
+            # anonymous id reused after logout): a different person with a profile of their own.
+            customer_id, others = self._create(seen_at), found
+        for key, known in others:
+            other = self.current(known.customer_id)
+            if other != customer_id and self._should_merge(key, known, other):
+                customer_id = self._merge(customer_id, other, f"shared {key.kind}")
         for key in keys:
             known = self.known[(key.kind, key.value)]
             if known is None:
+                if key.kind == "user_id" and key is not new_user:
+                    continue  # one user id per profile: a second new one in the same call is ignored
                 self._new_keys.append((customer_id, key))
                 self.known[(key.kind, key.value)] = _Known(customer_id, key.verified)
             elif key.verified and not known.verified and self.current(known.customer_id) == customer_id:
@@ -121,8 +129,16 @@ class IdentityResolver:
         kind = "user_id" if self.known[("user_id", previous_id)] else "anonymous_id"
         previous, user = Key(kind, previous_id), Key("user_id", user_id)
         old, new = self.known[(previous.kind, previous.value)], self.known[(user.kind, user.value)]
-        if old and new and self.current(old.customer_id) != self.current(new.customer_id):
-            return self._merge(self.current(new.customer_id), self.current(old.customer_id), "alias")
+        if old and new:
+            if self.current(old.customer_id) != self.current(new.customer_id):
+                return self._merge(self.current(new.customer_id), self.current(old.customer_id), "alias")
+            return self.current(new.customer_id)
+        if old or new:  # the unknown one joins the known one's profile: alias says they are one person
+            customer_id = self.current((old or new).customer_id)
+            key = user if old else previous
+            self._new_keys.append((customer_id, key))
+            self.known[(key.kind, key.value)] = _Known(customer_id, False)
+            return customer_id
         return self.resolve([user, previous], seen_at)
 
     def current(self, customer_id: int) -> int:
@@ -155,6 +171,11 @@ class IdentityResolver:
                 if known is not None and known.customer_id < 0:
                     self.known[key] = _Known(self.current(known.customer_id), known.verified)
             self._new_keys.clear()
+        if self._merges:
+            applied = [(self.current(w), lo, reason) for w, lo, reason in self._merges]
+            merge_many(self.session, applied)
+            self.merged.extend((w, lo) for w, lo, _ in applied)
+            self._merges.clear()
         for key in self._verify:
             self.session.execute(
                 sa.update(_identities).where(_identities.c.kind == key.kind, _identities.c.value == key.value)
@@ -163,13 +184,16 @@ class IdentityResolver:
         self._verify.clear()
 
     def _has_user_id(self, customer_id: int) -> bool:
-        if any(self.current(c) == customer_id and k.kind == "user_id" for c, k in self._new_keys):
+        """Whether the customer (with every profile merged into it in memory so far) has a user id."""
+        members = [customer_id] + [lo for _, lo, _ in self._merges if self.current(lo) == customer_id]
+        if any(k.kind == "user_id" and self.current(c) == customer_id for c, k in self._new_keys):
             return True
-        if customer_id < 0:
+        stored = [m for m in members if m > 0]
+        if not stored:
             return False
         return bool(self.session.scalar(
             sa.select(sa.func.count()).select_from(_identities).where(
-                _identities.c.customer_id == customer_id, _identities.c.kind == "user_id"
+                _identities.c.customer_id.in_(stored), _identities.c.kind == "user_id"
             )
         ))
 
@@ -179,22 +203,18 @@ class IdentityResolver:
         return key.kind in ("email", "phone") and key.verified and known.verified
 
     def _create(self, seen_at: datetime | None) -> int:
-        placeholder = -(len(self._redirect) + len(self._pending) + 1)
+        placeholder = -next(self._placeholders)
         self._pending[placeholder] = [seen_at, seen_at]
         return placeholder
 
     def _merge(self, winner: int, loser: int, reason: str) -> int:
-        if loser < 0 and loser in self._pending:  # created in this batch: nothing stored to move
-            self._pending.pop(loser)
-            self._redirect[loser] = winner
-            self._new_keys = [(winner if self.current(c) == loser else c, k) for c, k in self._new_keys]
-            return winner
-        self.flush()
-        winner, loser = self.current(winner), self.current(loser)
-        merge_customers(self.session, winner, loser, reason)
-        self.merged.append((winner, loser))
+        """Decide a merge; stored rows move when `flush()` applies all merges in bulk."""
         self._redirect[loser] = winner
+        if loser in self._pending:  # created in this transaction: nothing stored to move
+            self._pending.pop(loser)
+        else:
+            self._merges.append((winner, loser, reason))
         for key, known in self.known.items():
-            if known and self.current(known.customer_id) == winner:
+            if known is not None and known.customer_id == loser:
                 self.known[key] = _Known(winner, known.verified)
         return winner

@@ -1,7 +1,13 @@
-"""Folding one customer profile into another, recording what moved."""
+"""Folding customer profiles into others, recording what moved.
+
+Merges are applied in bulk: identity resolution decides them while it reads a request's messages
+and applies them all at the end with one statement per table, because a merge per message (an
+anonymous visitor logging in) would otherwise cost a dozen statements each.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,7 +17,7 @@ from clm.customers.models import Customer, CustomerMerge, Identity
 from clm.customers.profile import search_text
 from clm.db.base import Base
 from clm.lib.clock import utcnow
-from clm.outbox.service import emit
+from clm.outbox.service import emit_many
 
 _PROFILE_FIELDS = ("external_id", "email", "phone", "full_name", "given_name", "family_name", "birthday",
                    "gender", "city", "owner_id", "lifecycle_stage")
@@ -29,61 +35,97 @@ def _customer_tables() -> list[tuple[sa.Table, type | None]]:
 
 
 def merge_customers(session: Session, winner_id: int, loser_id: int, reason: str) -> CustomerMerge:
-    """Move everything of `loser` onto `winner`; the loser stays as a tombstone pointing at the winner.
-
-    Tables whose rows are keyed by customer (rollups) define `merge_customer(session, winner, loser)`;
-    every other table with a customer_id is re-pointed with one UPDATE.
-    """
+    """Move everything of `loser` onto `winner`; the loser stays as a tombstone pointing at the winner."""
     if winner_id == loser_id:
         raise ValueError("cannot merge a customer into itself")
-    winner = session.get(Customer, winner_id, with_for_update=True)
-    loser = session.get(Customer, loser_id, with_for_update=True)
-    if winner is None or loser is None:
-        raise LookupError(f"customer {winner_id if winner is None else loser_id} does not exist")
+    return merge_many(session, [(winner_id, loser_id, reason)])[0]
+
+
+def merge_many(session: Session, merges: list[tuple[int, int, str]]) -> list[CustomerMerge]:
+    """Apply (winner, loser, reason) merges; every loser must be distinct and no winner a loser.
+
+    Tables whose rows are keyed by customer (rollups) define `merge_customers(session, pairs)` (or the
+    one-pair `merge_customer(session, winner, loser)`); every other table with a customer_id is
+    re-pointed with one executemany UPDATE.
+    """
+    merges = [(w, lo, r) for w, lo, r in merges if w != lo]
+    if not merges:
+        return []
+    losers = [lo for _, lo, _ in merges]
+    winners = {w for w, _, _ in merges}
+    if len(set(losers)) != len(losers) or winners & set(losers):
+        raise ValueError("each customer can be merged away once per call, and not into a merged customer")
+    ids = winners | set(losers)
+    people = {c.id: c for c in session.scalars(
+        sa.select(Customer).where(Customer.id.in_(ids)).with_for_update().execution_options(populate_existing=True)
+    )}
+    missing = ids - set(people)
+    if missing:
+        raise LookupError(f"customer {min(missing)} does not exist")
     session.flush()
-    moved: dict[str, Any] = {
-        "identities": [
-            {"kind": k, "value": v}
-            for k, v in session.execute(
-                sa.select(Identity.kind, Identity.value).where(Identity.customer_id == loser_id)
-            )
-        ],
-        "rows": {},
-        "fields": [],
-    }
+    moved: dict[int, dict[str, Any]] = {lo: {"identities": [], "rows": {}, "fields": []} for lo in losers}
+    idt = Identity.__table__
+    for cid, kind, value in session.execute(
+        sa.select(idt.c.customer_id, idt.c.kind, idt.c.value).where(idt.c.customer_id.in_(losers))
+    ):
+        moved[cid]["identities"].append({"kind": kind, "value": value})
+    pairs = [(w, lo) for w, lo, _ in merges]
     for table, cls in _customer_tables():
-        if cls is not None and hasattr(cls, "merge_customer"):
-            count = cls.merge_customer(session, winner_id, loser_id)
+        if cls is not None and hasattr(cls, "merge_customers"):
+            counts = cls.merge_customers(session, pairs)
+        elif cls is not None and hasattr(cls, "merge_customer"):
+            counts = {lo: cls.merge_customer(session, w, lo) for w, lo in pairs}
         else:
-            count = session.execute(
-                sa.update(table).where(table.c.customer_id == loser_id).values(customer_id=winner_id)
-            ).rowcount
-        if count:
-            moved["rows"][table.name] = count
-    external_id = loser.external_id
-    loser.external_id = None
+            counts = dict(session.execute(
+                sa.select(table.c.customer_id, sa.func.count()).where(table.c.customer_id.in_(losers))
+                .group_by(table.c.customer_id)
+            ).all())
+            if counts:
+                session.execute(
+                    sa.update(table).where(table.c.customer_id == sa.bindparam("loser"))
+                    .values(customer_id=sa.bindparam("winner")),
+                    [{"winner": w, "loser": lo} for w, lo in pairs if lo in counts],
+                )
+        for loser, count in counts.items():
+            if count:
+                moved[loser]["rows"][table.name] = count
+    by_winner: dict[int, list[int]] = defaultdict(list)
+    for w, lo in pairs:
+        by_winner[w].append(lo)
+    for winner_id, loser_ids in by_winner.items():
+        _fold_profiles(people[winner_id], [people[lo] for lo in loser_ids], moved)
     session.flush()
-    for field in _PROFILE_FIELDS:
-        value = external_id if field == "external_id" else getattr(loser, field)
-        if getattr(winner, field) in (None, "") and value not in (None, ""):
-            setattr(winner, field, value)
-            moved["fields"].append(field)
-    if loser.traits:
-        winner.traits = {**loser.traits, **(winner.traits or {})}
-    for attr, pick in (("first_seen_at", min), ("last_seen_at", max)):
-        values = [v for v in (getattr(winner, attr), getattr(loser, attr)) if v is not None]
-        if values:
-            setattr(winner, attr, pick(values))
-    winner.search_text = search_text(winner)
-    loser.merged_into_id = winner_id
-    loser.email = loser.phone = None
-    loser.search_text = ""
-    # Earlier tombstones of the loser now point straight at the winner.
+    # Earlier tombstones of the losers now point straight at their winners.
     session.execute(
-        sa.update(Customer).where(Customer.merged_into_id == loser_id).values(merged_into_id=winner_id)
+        sa.update(Customer.__table__).where(Customer.__table__.c.merged_into_id == sa.bindparam("loser"))
+        .values(merged_into_id=sa.bindparam("winner")),
+        [{"winner": w, "loser": lo} for w, lo in pairs],
     )
-    record = CustomerMerge(winner_id=winner_id, loser_id=loser_id, reason=reason, moved=moved, created_at=utcnow())
-    session.add(record)
-    emit(session, "customer.merged", winner_id, {"winner_id": winner_id, "loser_id": loser_id, "reason": reason})
+    now = utcnow()
+    records = [CustomerMerge(winner_id=w, loser_id=lo, reason=r, moved=moved[lo], created_at=now)
+               for w, lo, r in merges]
+    session.add_all(records)
+    emit_many(session, [("customer.merged", w, {"winner_id": w, "loser_id": lo, "reason": r}) for w, lo, r in merges])
     session.flush()
-    return record
+    return records
+
+
+def _fold_profiles(winner: Customer, losers: list[Customer], moved: dict[int, dict[str, Any]]) -> None:
+    for loser in losers:
+        external_id = loser.external_id
+        loser.external_id = None
+        for field in _PROFILE_FIELDS:
+            value = external_id if field == "external_id" else getattr(loser, field)
+            if getattr(winner, field) in (None, "") and value not in (None, ""):
+                setattr(winner, field, value)
+                moved[loser.id]["fields"].append(field)
+        if loser.traits:
+            winner.traits = {**loser.traits, **(winner.traits or {})}
+        for attr, pick in (("first_seen_at", min), ("last_seen_at", max)):
+            values = [v for v in (getattr(winner, attr), getattr(loser, attr)) if v is not None]
+            if values:
+                setattr(winner, attr, pick(values))
+        loser.merged_into_id = winner.id
+        loser.email = loser.phone = None
+        loser.search_text = ""
+    winner.search_text = search_text(winner)

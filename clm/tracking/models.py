@@ -42,19 +42,24 @@ class EventDaily(Base):
     count: Mapped[int] = mapped_column(sa.Integer, default=0)
 
     @classmethod
-    def merge_customer(cls, session, winner_id: int, loser_id: int) -> int:
-        """Add the loser's daily counts to the winner's (the same day may exist on both)."""
+    def merge_customers(cls, session, pairs: list[tuple[int, int]]) -> dict[int, int]:
+        """Add each loser's daily counts to its winner's (the same day may exist on both)."""
+        from clm.db.bulk import insert_rows
+
+        table = cls.__table__
+        winner_of = {loser: winner for winner, loser in pairs}
         rows = session.execute(
-            sa.select(cls.name, cls.day, cls.count).where(cls.customer_id == loser_id)
+            sa.select(table.c.customer_id, table.c.name, table.c.day, table.c.count)
+            .where(table.c.customer_id.in_(list(winner_of)))
         ).all()
         if not rows:
-            return 0
-        from clm.db.upsert import insert_for
-
-        stmt = insert_for(session, cls)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["customer_id", "name", "day"], set_={"count": cls.count + stmt.excluded.count}
-        )
-        session.execute(stmt, [{"customer_id": winner_id, "name": n, "day": d, "count": c} for n, d, c in rows])
-        session.execute(sa.delete(cls).where(cls.customer_id == loser_id))
-        return len(rows)
+            return {}
+        insert_rows(session, table, ("customer_id", "name", "day", "count"),
+                    [(winner_of[c], n, d, k) for c, n, d, k in rows],
+                    on_conflict="ON CONFLICT (customer_id, name, day) DO UPDATE "
+                                "SET count = event_daily.count + excluded.count")
+        session.execute(sa.delete(table).where(table.c.customer_id.in_(list(winner_of))))
+        counts: dict[int, int] = {}
+        for c, *_ in rows:
+            counts[c] = counts.get(c, 0) + 1
+        return counts
