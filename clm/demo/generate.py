@@ -70,12 +70,13 @@ def stories(spec: ShopSpec, catalogue: Catalogue | None = None) -> Iterator[list
     for chunk_start in range(0, spec.customers, CHUNK):
         n = min(CHUNK, spec.customers - chunk_start)
         rng = np.random.default_rng([spec.seed, chunk_start // CHUNK])
-        arrivals = draw_arrivals(rng, n, start=window.start, acquisition_cdf=acquisition_cdf, hour_cdf=HOUR_CDF,
+        # Always a whole chunk's draws (the last one partly unused): a story depends on the index alone.
+        arrivals = draw_arrivals(rng, CHUNK, start=window.start, acquisition_cdf=acquisition_cdf, hour_cdf=HOUR_CDF,
                                  store_cdf=STORE_CDF, categories=catalogue.category_share, model=spec.model)
         # Acquisitions may not fall after the end (the last day is partly in the future).
         arrivals.acquired = np.minimum(arrivals.acquired, window.end - 3 * 3600)
         today = (spec.now + LOCAL).date()
-        people = draw_people(rng, chunk_start, n, spec.seed, today, arrivals.channel)
+        people = draw_people(rng, chunk_start, CHUNK, spec.seed, today, arrivals.channel)
         teller = Storyteller(catalogue, window, spec.seed, random.Random(int(rng.integers(2**62))),
                              browsing=spec.with_browsing)
         for k in range(n):

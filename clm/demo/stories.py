@@ -118,6 +118,7 @@ class Storyteller:
             self._add(out, t, {"type": "track", **who, "event": "Checkout Started", "context": ctx,
                                "properties": {"products": items, "value": subtotal, "currency": "VND"}})
         coupon, discount = self._coupon(t, subtotal, first)
+        discount = discount // 1000 * 1000  # shops round discounts to 1.000 ₫
         shipping = 0 if in_store or subtotal >= 499_000 or coupon == "FREESHIP" else rnd.choice((15_000, 25_000, 30_000))
         total = subtotal - discount + shipping
         t += rnd.uniform(60, 600)
