@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from clm.lib.clock import utcnow
 from clm.web.auth import LoginThrottle
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -18,6 +19,7 @@ def install(app: FastAPI, cache_ttl: float = 60.0) -> None:
     from clm.web.pages.metrics import TTLCache
 
     app.state.dashboard_cache = TTLCache(cache_ttl)
+    app.state.dashboard_clock = utcnow  # tests put a fixed `now` here
     app.state.login_throttle = LoginThrottle()
     errors.install(app)
     for module in (login, overview, customers, settings):

@@ -30,7 +30,8 @@ def overview(request: Request, user=Depends(require("overview")), db: Session = 
     settings = request.app.state.settings
     m = request.app.state.dashboard_cache.get_or_compute(
         ("overview", settings.timezone, settings.default_currency),
-        lambda: metrics.overview(db, tz=settings.timezone, currency=settings.default_currency),
+        lambda: metrics.overview(db, tz=settings.timezone, currency=settings.default_currency,
+                                 now=request.app.state.dashboard_clock()),
     )
     locale = i18n.pick_locale(request, user)
     fmt = i18n.Formatter(locale, settings.timezone)

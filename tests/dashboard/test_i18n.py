@@ -1,0 +1,70 @@
+"""Both languages say everything: the same keys, and every key the pages use exists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from clm.access.users import LOCALES, ROLES
+from clm.customers.models import IDENTITY_KINDS
+from clm.web import i18n
+from clm.web.messages import MESSAGES
+from clm.web.pages.metrics import STAGES
+
+WEB = Path(i18n.__file__).parent
+SOURCES = [*WEB.glob("templates/**/*.html"), *WEB.glob("pages/*.py")]
+LITERAL = re.compile(r"""\bt\(\s*["']([a-z_.]+)["']""")  # t("a.b") but not t("role." ~ x): see FAMILIES
+FAMILIES = {
+    "role.": ROLES, "stage.": STAGES, "identity.": IDENTITY_KINDS, "gender.": ("male", "female", "other"),
+    "order.status.": ("completed", "refunded", "partially_refunded"),
+    "timeline.": ("page", "screen", "identify", "alias", "group"),
+    "settings.field.": ("email", "name", "role", "password", "locale"),
+}
+
+
+def test_both_languages_have_exactly_the_same_keys():
+    assert set(MESSAGES) == set(LOCALES) == set(i18n.LOCALES)
+    assert set(MESSAGES["vi"]) == set(MESSAGES["en"])
+
+
+def test_both_languages_use_the_same_placeholders():
+    for key, english in MESSAGES["en"].items():
+        assert set(re.findall(r"\{(\w+)\}", english)) == set(re.findall(r"\{(\w+)\}", MESSAGES["vi"][key])), key
+
+
+def test_every_key_a_page_uses_exists():
+    used = {key for source in SOURCES for key in LITERAL.findall(source.read_text()) if not key.endswith(".")}
+    assert used, "no t(...) calls found: has the pattern changed?"
+    assert used - set(MESSAGES["en"]) == set()
+
+
+def test_every_key_built_at_run_time_exists():
+    built = {prefix + value for prefix, values in FAMILIES.items() for value in values}
+    built |= {f"error.{kind}.{part}" for kind in ("forbidden", "not_found", "csrf") for part in ("title", "body")}
+    assert built - set(MESSAGES["en"]) == set()
+
+
+def test_no_key_is_left_unused():
+    text = "\n".join(source.read_text() for source in SOURCES)
+    built = tuple(FAMILIES) + ("error.", "stage.")
+    unused = [k for k in MESSAGES["en"] if k not in text and not k.startswith(built)]
+    assert unused == []
+
+
+@pytest.mark.parametrize("header,expected", [
+    ("vi", "vi"), ("en-US,en;q=0.9", "en"), ("fr-CH, fr;q=0.9, en;q=0.8, vi;q=0.7", "en"),
+    ("vi;q=0.5,en;q=0.6", "en"), ("de", None), ("", None), ("en;q=abc,vi", "vi"),
+])
+def test_the_browsers_language_is_read_by_preference(header, expected):
+    assert i18n.from_accept_language(header) == expected
+
+
+def test_money_and_phones_read_the_way_people_write_them():
+    vi, en = i18n.Formatter("vi", "Asia/Ho_Chi_Minh"), i18n.Formatter("en", "Asia/Ho_Chi_Minh")
+    assert vi.money(1_250_000, "VND") == "1.250.000\xa0₫"
+    assert en.money(1_250_000, "VND") == "₫1,250,000"
+    assert en.money(2550, "USD") == "$25.50"
+    assert vi.phone("+84912345678") == "0912 345 678"
+    assert vi.phone("+14155550123").startswith("+1 415")
