@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import minimize
 
-from .optimise import quasi_newton
+from .optimise import fd_hessian, quasi_newton
 
 __all__ = ["ConvergenceWarning", "NotFittedError", "BaseModel", "as_float_array", "check_rows", "pilot_rows"]
 
@@ -203,7 +203,7 @@ class BaseModel:
             first = self._optimise(pilot, x0)
             if np.all(np.isfinite(first.x)) and np.all(np.abs(first.x) < _LOG_BOUND - _NEAR_BOUND):
                 x0 = first.x
-                hess = getattr(first, "hess", None)
+                hess = fd_hessian(lambda lp: self._negloglik(lp, pilot), x0, np.asarray(first.jac))
         res = self._optimise(data, x0, hess)
         self.optimizer_result = res
         value = float(res.fun[0] if np.ndim(res.fun) else res.fun)

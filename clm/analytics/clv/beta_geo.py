@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
-from .base import BaseModel, as_float_array, collapse, validate_rfm
+from .base import BaseModel, as_float_array, collapse, pilot_rows, validate_rfm
 
 __all__ = ["BetaGeo"]
 
@@ -42,23 +42,27 @@ class _NBDFamily(BaseModel):
         """
         x, t_x, T_, w = validate_rfm(frequency, recency, T, weights)
         self.n_customers = int(round(w.sum()))
+        data = self._prepare(*self._compress(x, t_x, T_, w))
+        pick = pilot_rows(x.size)
+        pilot = None if pick is None else self._prepare(*self._compress(x[pick], t_x[pick], T_[pick], w[pick]))
+        init = None if initial_params is None else [initial_params[k] for k in self._param_names]
+        self._maximise(data, float(data["W"]), init, pilot=pilot)
+        return self
+
+    @staticmethod
+    def _compress(x, t_x, T, w):
+        """Merge identical ``(x, t_x, T)`` rows into one with the summed weight."""
         if x.size > 50_000:
             # Continuous recency makes nearly every repeat buyer's row distinct, so a full collapse
             # costs more than it saves; customers without repeat purchases differ only by T, merge those.
             zero = (x == 0) & (w > 0)
             rest = (x > 0) & (w > 0)
-            Tz, invz = np.unique(T_[zero], return_inverse=True)
+            Tz, invz = np.unique(T[zero], return_inverse=True)
             wz = np.bincount(invz.ravel(), weights=w[zero], minlength=Tz.size)
-            xs = np.concatenate([np.zeros(Tz.size), x[rest]])
-            ts = np.concatenate([np.zeros(Tz.size), t_x[rest]])
-            Ts = np.concatenate([Tz, T_[rest]])
-            ws = np.concatenate([wz, w[rest]])
-        else:
-            (xs, ts, Ts), ws = collapse(x, t_x, T_, weights=w)
-        data = self._prepare(xs, ts, Ts, ws)
-        init = None if initial_params is None else [initial_params[k] for k in self._param_names]
-        self._maximise(data, float(ws.sum()), init)
-        return self
+            return (np.concatenate([np.zeros(Tz.size), x[rest]]), np.concatenate([np.zeros(Tz.size), t_x[rest]]),
+                    np.concatenate([Tz, T[rest]]), np.concatenate([wz, w[rest]]))
+        (xs, ts, Ts), ws = collapse(x, t_x, T, weights=w)
+        return xs, ts, Ts, ws
 
     def _prepare(self, x, t_x, T, w):
         xu, inv = np.unique(x, return_inverse=True)
@@ -191,7 +195,7 @@ class BetaGeo(_NBDFamily):
         # the hypergeometric factor depends on (x, T) only: evaluate it once per distinct pair
         from .pareto_nbd import _pairs
 
-        xs, Ts, inv = _pairs(x.ravel(), T_.ravel())
+        xs, Ts, inv = _pairs(x.ravel(), T_.ravel(), identity=False)
         cs = a + b + xs - 1 + mod
         out = np.empty((len(times), x.size))
         for i, t in enumerate(times):
