@@ -219,19 +219,17 @@ def _apply_profiles(session: Session, items: list[_Item], created: set[int]) -> 
                 changes.append(("customer.updated", cid, {"fields": changed}))
     session.flush()
     table = Customer.__table__  # Core executemany: no per-object ORM work on the hot path
-    cid, when = sa.bindparam("cid"), sa.bindparam("when")
-    if not last_seen:
-        emit_many(session, changes)
-        return
-    session.execute(
-        sa.update(table).where(table.c.id == cid, sa.or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < when))
-        .values(last_seen_at=when),
-        [{"cid": c, "when": t} for c, t in last_seen.items()],
-    )
-    session.execute(
-        sa.update(table).where(table.c.id == cid, table.c.first_seen_at > when).values(first_seen_at=when),
-        [{"cid": c, "when": t} for c, t in first_seen.items()],
-    )
+    if last_seen:
+        first, last = sa.bindparam("first"), sa.bindparam("last")
+        session.execute(
+            sa.update(table).where(table.c.id == sa.bindparam("cid")).values(
+                last_seen_at=sa.case((sa.or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < last), last),
+                                     else_=table.c.last_seen_at),
+                first_seen_at=sa.case((sa.or_(table.c.first_seen_at.is_(None), table.c.first_seen_at > first), first),
+                                      else_=table.c.first_seen_at),
+            ),
+            [{"cid": c, "last": t, "first": first_seen[c]} for c, t in last_seen.items()],
+        )
     emit_many(session, changes)
 
 

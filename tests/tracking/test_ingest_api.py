@@ -173,3 +173,16 @@ def test_the_segment_batch_context_applies_to_its_messages(client, db, write_key
                                       "batch": [{"type": "page", "anonymousId": "v", "name": "Home", "messageId": "p1"}]})
     event = db.scalar(sa.select(Event).where(Event.message_id == "p1"))
     assert (event.type, event.name, event.context["library"]["name"]) == ("page", "Home", "pos")
+
+
+def test_first_and_last_seen_follow_the_events_whatever_their_order(client, db, write_key):
+    def at(day, mid):
+        post(client, write_key, "track", {"userId": "seen", "event": "Visit", "messageId": mid,
+                                          "timestamp": f"2026-03-{day:02d}T10:00:00+00:00"})
+
+    at(10, "s1")
+    at(20, "s2")
+    at(5, "s3")  # a backfilled event older than anything seen
+    customer = db.scalar(sa.select(Customer).join(Identity).where(Identity.value == "seen"))
+    db.refresh(customer)
+    assert (customer.first_seen_at.day, customer.last_seen_at.day) == (5, 20)
