@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint serve clean
+.PHONY: demo test bench lint serve clean docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,11 +16,14 @@ demo: $(STAMP)
 	$(BIN)/clm demo
 
 test: $(STAMP)
-	$(BIN)/ruff check clm tests bench
+	$(BIN)/ruff check clm tests bench scripts
 	$(BIN)/pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+docs: $(STAMP)
+	$(BIN)/python scripts/gen_docs.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check clm tests bench

@@ -80,6 +80,25 @@ def write_keys_create(name: str = typer.Option(..., "--name", help="The source, 
         typer.echo(f"write key {row.id} for {name!r}:\n{secret}\nStore it now: it is not shown again.")
 
 
+@app.command("config")
+def show_config(markdown: bool = typer.Option(False, help="Print the reference table of every setting.")) -> None:
+    """Show the settings in force (secrets hidden), or document them all with --markdown."""
+    from clm.config import describe, get_settings
+
+    if markdown:
+        typer.echo("| variable | default | meaning |\n| --- | --- | --- |")
+        for var, default, text in describe():
+            typer.echo(f"| `{var}` | `{default}` | {text} |" if default else f"| `{var}` | | {text} |")
+        return
+    from sqlalchemy.engine import make_url
+
+    for name, value in get_settings().model_dump().items():
+        shown = "********" if "secret" in name or "password" in name else value
+        if name == "database_url":
+            shown = make_url(value).render_as_string(hide_password=True)
+        typer.echo(f"CLM_{name.upper()}={shown}")
+
+
 @app.command()
 def serve(
     host: str = typer.Option(None, help="Address to listen on (CLM_HOST, default 127.0.0.1)."),

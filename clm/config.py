@@ -44,6 +44,29 @@ class Settings(BaseSettings):
     )
 
 
+def _read_secret_files(values: dict) -> dict:
+    """`CLM_<NAME>_FILE=/run/secrets/x` reads a secret from a file (Docker/Kubernetes secrets)."""
+    import os
+
+    for name, field in Settings.model_fields.items():
+        if field.annotation is SecretStr or "SecretStr" in str(field.annotation):
+            path = os.environ.get(f"CLM_{name.upper()}_FILE")
+            if path and f"CLM_{name.upper()}" not in os.environ:
+                values[name] = Path(path).read_text().strip()
+    return values
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting: the source of docs/configuration.md."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, SecretStr):
+            default = "(set one in production)"
+        rows.append((f"CLM_{name.upper()}", "" if default is None else str(default), field.description or ""))
+    return rows
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return Settings(**_read_secret_files({}))
