@@ -50,6 +50,7 @@ class OutboxConsumer:
     def __call__(self, session: Session, now: datetime) -> int:
         rows = self.tail.read(session, self.batch)
         if not rows:
+            self.tail.advance(session, rows)
             return 0
         touched: set[int] = set()
         for row in rows:
@@ -77,6 +78,7 @@ class EventsConsumer:
     def __call__(self, session: Session, now: datetime) -> int:
         rows = self.tail.read(session, self.batch)
         if not rows:
+            self.tail.advance(session, rows)
             return 0
         where, _ = live_ids(session, {r.customer_id for r in rows})
         latest: dict[int, datetime] = {}

@@ -35,13 +35,14 @@ class Tail:
         self.grace = grace
         self.lookback = lookback
         self._handled: set[int] = set()  # ids at or behind the cursor handled by this process
+        self._reach = self._read_from = 0  # where the last read started and how far it looked
 
     def position(self, session: Session) -> int:
         return session.scalar(sa.select(_cursors.c.last_id).where(_cursors.c.consumer == self.consumer)) or 0
 
     def read(self, session: Session, limit: int = 1000, clock: datetime | None = None) -> list[sa.Row]:
         """Rows after the cursor (up to `limit`), plus recent rows behind it not handled yet."""
-        cursor = self.position(session)
+        cursor = self._read_from = self.position(session)
         horizon = (clock or utcnow()) - self.grace
         recent = set(session.scalars(
             sa.select(self.table.c.id).where(self.table.c.id > cursor - self.lookback, self.table.c.id <= cursor,
@@ -50,16 +51,27 @@ class Tail:
         late = sorted(recent - self._handled)
         rows = list(session.execute(sa.select(*self.columns).where(self.table.c.id.in_(late)).order_by(self.table.c.id)
                                     )) if late else []
-        rows += session.execute(
-            sa.select(*self.columns).where(self.table.c.id > cursor, self.where).order_by(self.table.c.id).limit(limit)
+        # Read up to the head as it is now; when fewer than `limit` rows match, the cursor may move to the
+        # head, so rows other consumers care about (stage.changed...) are scanned past only once.
+        head = session.scalar(sa.select(sa.func.max(self.table.c.id)).where(self.table.c.id > cursor))
+        if head is None:
+            self._reach = cursor
+            return rows
+        fresh = session.execute(
+            sa.select(*self.columns).where(self.table.c.id > cursor, self.table.c.id <= head, self.where)
+            .order_by(self.table.c.id).limit(limit)
         ).all()
-        return rows
+        self._reach = head if len(fresh) < limit else fresh[-1].id
+        return rows + fresh
 
     def advance(self, session: Session, rows: list[sa.Row]) -> None:
-        """Record `rows` as handled (call in the transaction that applied their effects)."""
-        if not rows:
-            return
-        last = max(r.id for r in rows)
+        """Record `rows` (what `read` returned) as handled, in the transaction that applied their effects."""
+        ids = [r.id for r in rows]
+        if ids:
+            sa.event.listen(session, "after_commit", lambda _s: self._remember(ids), once=True)
+        last = max([self._reach, *ids])
+        if last <= self._read_from:
+            return  # nothing new: no write (an idle worker polls often)
         stmt = insert_for(session, _cursors).values(consumer=self.consumer, last_id=last, updated_at=utcnow())
         stmt = stmt.on_conflict_do_update(
             index_elements=["consumer"],
@@ -67,8 +79,6 @@ class Tail:
                   "updated_at": utcnow()},
         )
         session.execute(stmt)
-        ids = [r.id for r in rows]
-        sa.event.listen(session, "after_commit", lambda _s: self._remember(ids), once=True)
 
     def _remember(self, ids: list[int]) -> None:
         self._handled.update(ids)

@@ -100,3 +100,12 @@ def test_a_row_committed_late_behind_the_cursor_is_still_handled(life, db):
     life.react(1)
     assert life.stats("binh").orders_count == 1
     assert life.stage("binh") == "conversion"
+
+
+def test_the_outbox_cursor_passes_rows_of_other_topics_once(life, db):
+    life.identify("an", 0)
+    life.order("an", 1)
+    life.react(1)  # emits stage.changed rows, which this consumer does not read
+    life.react(1)
+    head = db.scalar(sa.select(sa.func.max(OutboxEvent.id)))
+    assert db.scalar(sa.select(OutboxCursor.last_id).where(OutboxCursor.consumer == "lifecycle.outbox")) == head
