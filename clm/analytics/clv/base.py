@@ -19,7 +19,7 @@ from scipy.optimize import minimize
 
 from .optimise import fd_hessian, quasi_newton
 
-__all__ = ["ConvergenceWarning", "NotFittedError", "BaseModel", "as_float_array", "check_rows", "pilot_rows"]
+__all__ = ["ConvergenceWarning", "NotFittedError", "BaseModel", "as_float_array", "check_rows", "dot", "pilot_rows", "softplus"]
 
 # log-parameters are kept inside these bounds; coming within _NEAR_BOUND of one (a parameter below
 # 5.6e-9 or above 1.8e8) means the MLE is at the boundary: the likelihood is flat out there, so the
@@ -277,6 +277,25 @@ def _numeric_grad(f: Callable[[np.ndarray], float], x: np.ndarray) -> np.ndarray
         down[j] -= h
         g[j] = (f(up) - f(down)) / (2 * h)
     return g
+
+
+def dot(a: np.ndarray, b: np.ndarray) -> float:
+    """Inner product of two long vectors with NumPy's own loop.
+
+    BLAS ``ddot`` splits long vectors over threads; on a busy 2-core machine waiting for those threads
+    costs up to 50x the product itself, and the summation order would depend on the thread count.
+    """
+    return float(np.einsum("i,i->", a, b))
+
+
+def softplus(d: np.ndarray) -> np.ndarray:
+    """``log(1 + exp(d))`` without overflow (``np.logaddexp(0, d)`` is several times slower)."""
+    out = np.abs(d)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.log1p(out, out=out)
+    out += np.maximum(d, 0.0)
+    return out
 
 
 def log1mexp(x: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
-from .base import BaseModel, as_float_array, collapse, pilot_rows, validate_rfm
+from .base import BaseModel, as_float_array, collapse, dot, pilot_rows, softplus, validate_rfm
 
 __all__ = ["BetaGeo"]
 
@@ -65,10 +65,14 @@ class _NBDFamily(BaseModel):
         return xs, ts, Ts, ws
 
     def _prepare(self, x, t_x, T, w):
-        xu, inv = np.unique(x, return_inverse=True)
+        xu, inv = _distinct(x)
+        Tu, invT = _distinct(T)
         return {
-            "x": x, "t_x": t_x, "T": T, "w": w, "xu": xu, "inv": inv.ravel(),
-            "wx": np.bincount(inv.ravel(), weights=w, minlength=xu.size), "W": w.sum(),
+            "x": x, "t_x": t_x, "T": T, "w": w, "xu": xu, "inv": inv,
+            "wx": np.bincount(inv, weights=w, minlength=xu.size), "W": float(w.sum()),
+            # per distinct T: the weights and weighted purchase counts of its rows
+            "Tu": Tu, "invT": invT, "wT": np.bincount(invT, weights=w, minlength=Tu.size),
+            "wxT": np.bincount(invT, weights=w * x, minlength=Tu.size),
         }
 
     def _initial_log_params(self, data):
@@ -82,6 +86,19 @@ class _NBDFamily(BaseModel):
         t_x = as_float_array(recency, "recency")
         T_ = as_float_array(T, "T")
         return np.broadcast_arrays(x, t_x, T_)
+
+
+def _distinct(v):
+    """Distinct values of ``v`` and the inverse index; by counting when ``v`` holds small whole numbers."""
+    if v.size and v[0] == int(v[0]) and 0 <= v.min() and v.max() < 4 * v.size + 1000:
+        iv = v.astype(np.intp)
+        if np.array_equal(iv, v):
+            seen = np.bincount(iv) > 0
+            vu = np.flatnonzero(seen)
+            code = np.cumsum(seen) - 1
+            return vu.astype(np.float64), code[iv]
+    vu, inv = np.unique(v, return_inverse=True)
+    return vu, inv.ravel()
 
 
 class BetaGeo(_NBDFamily):
@@ -113,32 +130,35 @@ class BetaGeo(_NBDFamily):
     def _negloglik(self, log_params, d):
         r, alpha, a, b = np.exp(log_params)
         xu, inv, w, wx, W = d["xu"], d["inv"], d["w"], d["wx"], d["W"]
+        Tu, invT, wT, wxT = d["Tu"], d["invT"], d["wT"], d["wxT"]
         mod = 1.0 if self._modified else 0.0
         # terms that depend only on the purchase count: one value per distinct x
         c_beta = betaln(a, b + xu + mod) - betaln(a, b)
         c_r = gammaln(r + xu) - gammaln(r) + r * np.log(alpha)
         with np.errstate(divide="ignore"):
             c4 = np.where(xu + mod > 0, np.log(a) - np.log(np.maximum(b + xu + mod - 1, 1e-300)), -np.inf)
+        # per distinct T: log(alpha + T) and 1/(alpha + T)
+        latu = np.log(alpha + Tu)
+        iaTu = 1.0 / (alpha + Tu)
+        # per row: D = log((alpha + t_x)/(alpha + T)) <= 0 and d = A4 - A3, the log-odds of
+        # "dropped out right after the last purchase" against "still alive" (-inf when x = 0)
         rx = r + d["x"]
-        lat = np.log(alpha + d["T"])
-        ltx = np.log(alpha + d["t_x"])
-        A3 = -rx * lat
-        A4 = c4[inv] - rx * ltx
-        hi = np.maximum(A3, A4)
+        atx = alpha + d["t_x"]
+        D = np.log(atx)
+        D -= latu[invT]
+        dd = c4[inv]
+        dd -= rx * D
         with np.errstate(invalid="ignore"):
-            e = np.exp(-np.abs(A3 - A4))
-        e = np.nan_to_num(e, nan=0.0)  # x = 0 rows (A4 = -inf) give exp(-inf) = 0 already
-        lse = hi + np.log1p(e)
-        # share of the "dropped out right after the last purchase" term: a logistic of A4 - A3
-        q = np.where(A4 > A3, 1.0, e) / (1.0 + e)
-        ll = float(wx @ (c_beta + c_r)) + float(w @ lse)
-        # gradient (d LL / d theta), then chain rule to log-theta
+            sp = softplus(dd)
+            q = np.exp(dd - sp)  # the share of that branch: a logistic of d
+        # log L = c_beta + c_r + A3 + softplus(d), with A3 = -(r + x) log(alpha + T)
+        ll = float(wx @ (c_beta + c_r)) - float(latu @ (r * wT + wxT)) + dot(w, sp)
         wq = w * q
         wq_x = np.bincount(inv, weights=wq, minlength=xu.size)
-        g_r = wx @ (digamma(r + xu) - digamma(r) + np.log(alpha)) - (w @ lat + wq @ (ltx - lat))
-        inv_aT = 1.0 / (alpha + d["T"])
-        inv_atx = 1.0 / (alpha + d["t_x"])
-        g_alpha = W * r / alpha - (w * rx) @ (inv_aT + q * (inv_atx - inv_aT))
+        g_r = wx @ (digamma(r + xu) - digamma(r) + np.log(alpha)) - float(wT @ latu) - dot(wq, D)
+        np.reciprocal(atx, out=atx)
+        atx -= iaTu[invT]
+        g_alpha = W * r / alpha - float(iaTu @ (r * wT + wxT)) - dot(wq * rx, atx)
         dab = digamma(a + b) - digamma(a + b + xu + mod)
         g_a = wx @ dab + wq_x.sum() / a
         bx1 = np.maximum(b + xu + mod - 1, 1e-300)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from .base import BaseModel, as_float_array, check_rows
+from .base import BaseModel, as_float_array, check_rows, pilot_rows
 
 __all__ = ["GammaGamma"]
 
@@ -64,34 +64,43 @@ class GammaGamma(BaseModel):
                 (finite & (w < 0), "negative weights"),
             ])
         self.n_customers = int(round(w.sum()))
-        # mean spends are continuous: identical rows are rare, so rows are not collapsed
-        xs, ms, ws = x[w > 0], m[w > 0], w[w > 0]
+        keep = w > 0
+        data = self._prepare(x[keep], m[keep], w[keep])
+        pick = pilot_rows(int(keep.sum()))
+        pilot = None if pick is None else self._prepare(x[keep][pick], m[keep][pick], w[keep][pick])
+        init = None if initial_params is None else [initial_params[k] for k in self._param_names]
+        self._maximise(data, float(data["W"]), init, pilot=pilot)
+        return self
+
+    @staticmethod
+    def _prepare(xs, ms, ws):
+        # mean spends are continuous: identical rows are rare, so rows are not collapsed; what depends
+        # on x alone is summed per distinct x
         xu, inv = np.unique(xs, return_inverse=True)
         inv = inv.ravel()
-        data = {"x": xs, "m": ms, "w": ws, "xu": xu, "inv": inv, "W": ws.sum(),
+        lm = np.log(ms)
+        return {"xm": xs * ms, "w": ws, "wx_row": ws * xs, "xu": xu, "W": float(ws.sum()), "m": ms,
                 "wx": np.bincount(inv, weights=ws, minlength=xu.size),
-                "lm": np.log(ms), "lx": np.log(xs)}
-        data["wxlm"] = np.bincount(inv, weights=ws * data["lm"], minlength=xu.size)
-        data["wlm"] = float(ws @ data["lm"])
-        init = None if initial_params is None else [initial_params[k] for k in self._param_names]
-        self._maximise(data, float(ws.sum()), init)
-        return self
+                "wxlm": np.bincount(inv, weights=ws * lm, minlength=xu.size), "wlm": float(ws @ lm)}
 
     def _initial_log_params(self, data):
         return np.log([1.0, 1.0, float(np.average(data["m"], weights=data["w"]))])
 
     def _negloglik(self, log_params, d):
         p, q, v = np.exp(log_params)
-        x, w, xu, wx, W = d["x"], d["w"], d["xu"], d["wx"], d["W"]
+        w, xu, wx, W = d["w"], d["xu"], d["wx"], d["W"]
         px = p * xu
-        lxm = np.log(x * d["m"] + v)
-        # per distinct x: gammaln terms, (px-1) log m summed within x, px log x
+        xmv = d["xm"] + v
+        lxm = np.log(xmv)
+        # sum over rows of w (p x + q) log(x m + v) and of w (p x + q) / (x m + v), without a per-row p x + q
+        wxl, wl = d["wx_row"] @ lxm, w @ lxm
+        ixm = 1.0 / xmv
+        wxi, wi = d["wx_row"] @ ixm, w @ ixm
         ll = (wx @ (gammaln(px + q) - gammaln(px) + px * np.log(xu)) + W * (q * np.log(v) - gammaln(q))
-              + d["wxlm"] @ (px) - d["wlm"] - (w * (p * x + q)) @ lxm)
-        g_p = (wx @ (xu * (digamma(px + q) - digamma(px) + np.log(xu))) + d["wxlm"] @ xu
-               - (w * x) @ lxm)
-        g_q = wx @ (digamma(px + q)) - W * digamma(q) + W * np.log(v) - w @ lxm
-        g_v = W * q / v - (w * (p * x + q)) @ (1.0 / (x * d["m"] + v))
+              + d["wxlm"] @ px - d["wlm"] - p * wxl - q * wl)
+        g_p = wx @ (xu * (digamma(px + q) - digamma(px) + np.log(xu))) + d["wxlm"] @ xu - wxl
+        g_q = wx @ digamma(px + q) - W * digamma(q) + W * np.log(v) - wl
+        g_v = W * q / v - p * wxi - q * wi
         grad = np.array([g_p * p, g_q * q, g_v * v])
         return -ll / W, -grad / W
 

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import integrate
 from scipy.special import digamma, gammaln
 
+from .base import dot, softplus
 from .beta_geo import _NBDFamily
 
 __all__ = ["ParetoNBD"]
@@ -209,9 +210,10 @@ class ParetoNBD(_NBDFamily):
         w, xu, wx, W = d["w"], d["xu"], d["wx"], d["W"]
         A1, logJ, L1, rho, sides, case1, (lat2, lbt2) = self._log_terms(
             params, d["x"], d["t_x"], d["T"], d, want_grad=True)
-        lse = np.logaddexp(A1, logJ)
+        with np.errstate(invalid="ignore"):
+            lse = A1 + softplus(logJ - A1)  # logJ = -inf (x = 0, t_x = T) gives A1
         ll = float(wx @ (gammaln(r + xu) - gammaln(r))) + W * (r * np.log(alpha) + s * np.log(beta))
-        ll += float(w @ lse)
+        ll += dot(w, lse)
         # per-row shares of the two branches, summed per pair: the gradient is then a few short dot products
         wE1 = w * np.exp(A1 - lse)
         with np.errstate(invalid="ignore"):
@@ -232,7 +234,8 @@ class ParetoNBD(_NBDFamily):
                 dz_alpha, dz_beta = -1.0 / (beta + ts), (alpha + ts) / (beta + ts) ** 2
                 dm_alpha, dm_beta = 0.0, a / (beta + ts)
                 gr, gs = la + lb - lmt, la - lmt
-            g += sign * np.array([wts @ gr, wts @ (lz * dz_alpha - dm_alpha), wts @ gs, wts @ (lz * dz_beta - dm_beta)])
+            g += sign * np.array([dot(wts, gr), dot(wts, lz * dz_alpha - dm_alpha), dot(wts, gs),
+                                  dot(wts, lz * dz_beta - dm_beta)])
         sE1 = float(wE1_2.sum())
         g_r = wx @ (digamma(r + xu) - digamma(r)) + W * np.log(alpha) - wE1_2 @ lat2 + g[0]
         g_alpha = W * r / alpha - wE1_2 @ ((r + x2) / (alpha + T2)) + g[1]
