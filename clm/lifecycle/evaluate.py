@@ -128,10 +128,13 @@ def _apply(session: Session, moves: list[Move]) -> None:
         {"customer_id": m.customer_id, "from_stage": m.from_stage, "to_stage": m.to_stage, "rule": m.rule,
          "changed_at": m.at, "recorded_at": recorded} for m in moves
     ])
-    session.execute(
-        sa.update(_c).where(_c.c.id == sa.bindparam("cid")).values(lifecycle_stage=sa.bindparam("to")),
-        [{"cid": m.customer_id, "to": m.to_stage} for m in moves],
-    )
+    # One UPDATE per target stage and slice of ids: an UPDATE per customer (executemany) is slow on PostgreSQL.
+    by_stage: dict[str, list[int]] = {}
+    for m in moves:
+        by_stage.setdefault(m.to_stage, []).append(m.customer_id)
+    for stage, ids in by_stage.items():
+        for start in range(0, len(ids), 5000):
+            session.execute(sa.update(_c).where(_c.c.id.in_(ids[start:start + 5000])).values(lifecycle_stage=stage))
     emit_many(session, [
         ("stage.changed", m.customer_id, {"customer_id": m.customer_id, "from": m.from_stage, "to": m.to_stage,
                                           "rule": m.rule, "at": m.at.isoformat()}) for m in moves
