@@ -18,6 +18,7 @@ from clm.lifecycle.service import StageChange, stage_history, sweep
 from clm.tracking.ingest import ingest
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+_ids = itertools.count(1)  # message and order ids unique across Life instances in one test
 
 
 def day(n: float) -> datetime:
@@ -28,7 +29,7 @@ class Life:
     def __init__(self, db: Session, rules: RuleSet | None = None):
         self.db = db
         self.rules = rules or load_rules()
-        self._seq = itertools.count(1)
+        self._seq = _ids
         self.build_consumers()
 
     def build_consumers(self) -> None:
