@@ -20,6 +20,7 @@ ROUTES = [
     ("POST", "/locale", "public"),
     ("GET", "/", "login"),
     ("GET", "/overview", "overview"),
+    ("GET", "/overview/funnel", "overview"),
     ("GET", "/customers", "customers"),
     ("GET", "/customers/{id}", "customers"),
     ("GET", "/customers/{id}/timeline", "customers"),

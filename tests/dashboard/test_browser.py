@@ -87,6 +87,7 @@ def walk(page, base: str, lang: str, shots: Path) -> None:
     expect(page.locator(".topbar h1")).to_have_text(w["overview"])
     expect(page.get_by_role("heading", name=w["by_stage"])).to_be_visible()
     expect(page.get_by_role("heading", name=w["funnel"])).to_be_visible()
+    expect(page.locator(".funnel li")).to_have_count(5)  # fetched by HTMX after the page rendered
     expect(page.locator(".kpi-value").first).to_have_text("6")
     page.wait_for_function("() => window.Chart && Chart.getChart('chart-new') && Chart.getChart('chart-revenue')")
     page.screenshot(path=str(shots / f"overview-{lang}.png"), full_page=True)

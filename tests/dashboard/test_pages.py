@@ -48,6 +48,10 @@ def test_the_overview_shows_totals_stages_and_money_in_vietnamese(app, seeded, v
     assert kpis[1] == "6.720.000\xa0₫"  # every order of the last 12 weeks, net of refunds
     assert kpis[2] == "7"
     assert "Khách hàng theo giai đoạn" in r.text and "Phễu giai đoạn" in r.text
+    assert 'hx-get="/overview/funnel"' in r.text
+    funnel = vi.get("/overview/funnel", headers={"HX-Request": "true"}).text
+    assert re.findall(r'class="badge stage-(\w+)"', funnel) == ["awareness", "consideration", "conversion",
+                                                                 "retention", "loyalty"]
     assert 'href="/customers?stage=retention"' in r.text
 
 
@@ -73,12 +77,39 @@ def test_weeks_start_on_monday_in_the_business_time_zone():
 def test_overview_figures_are_cached_for_a_minute():
     now = [0.0]
     cache, calls = TTLCache(60, clock=lambda: now[0]), []
-    compute = lambda: calls.append(1) or len(calls)  # noqa: E731
-    assert cache.get_or_compute("k", compute) == 1
+    compute = lambda session: calls.append(session) or len(calls)  # noqa: E731
+    assert cache.get_or_compute("k", compute, "db") == 1
     now[0] = 59
-    assert cache.get_or_compute("k", compute) == 1
+    assert cache.get_or_compute("k", compute, "db") == 1
     now[0] = 61
-    assert cache.get_or_compute("k", compute) == 2
+    assert cache.get_or_compute("k", compute, "db") == 2
+
+
+def test_stale_figures_are_served_at_once_while_fresh_ones_are_computed_in_the_background():
+    import threading
+
+    now, done = [0.0], threading.Event()
+
+    class Factory:
+        def __call__(self):
+            return self
+
+        def __enter__(self):
+            return "background session"
+
+        def __exit__(self, *exc):
+            done.set()
+
+    cache = TTLCache(60, clock=lambda: now[0], session_factory=Factory())
+    assert cache.get_or_compute("k", lambda session: session, "request session") == "request session"
+    now[0] = 61
+    assert cache.get_or_compute("k", lambda session: session, "request session") == "request session"
+    assert done.wait(5)
+    for _ in range(100):  # the thread stores the value right after closing its session
+        if cache.get_or_compute("k", lambda session: session, "request session") == "background session":
+            break
+        threading.Event().wait(0.01)
+    assert cache.get_or_compute("k", lambda session: session, "request session") == "background session"
 
 
 def test_search_ignores_diacritics_and_case(seeded, as_role):

@@ -13,12 +13,13 @@ from clm.web.auth import LoginThrottle
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
-def install(app: FastAPI, cache_ttl: float = 60.0) -> None:
+def install(app: FastAPI, cache_ttl: float = 60.0, refresh_in_background: bool = True) -> None:
     """Mount the pages, static files (vendored htmx and Chart.js: nothing from a CDN) and their error pages."""
     from clm.web.pages import customers, errors, login, overview, settings
     from clm.web.pages.metrics import TTLCache
 
-    app.state.dashboard_cache = TTLCache(cache_ttl)
+    app.state.dashboard_cache = TTLCache(
+        cache_ttl, session_factory=app.state.session_factory if refresh_in_background else None)
     app.state.dashboard_clock = utcnow  # tests put a fixed `now` here
     app.state.login_throttle = LoginThrottle()
     errors.install(app)

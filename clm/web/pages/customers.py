@@ -28,11 +28,11 @@ TIMELINE_PAGE = 30
 
 def _cities(request: Request, db: Session) -> list[str]:
     """The 100 commonest cities for the filter (cached: it groups the whole table)."""
-    def compute() -> list[str]:
-        rows = db.execute(sa.select(Customer.city).where(Customer.city.is_not(None), Customer.merged_into_id.is_(None))
+    def compute(session: Session) -> list[str]:
+        rows = session.execute(sa.select(Customer.city).where(Customer.city.is_not(None), Customer.merged_into_id.is_(None))
                           .group_by(Customer.city).order_by(sa.func.count().desc()).limit(100))
         return sorted(r[0] for r in rows)
-    return request.app.state.dashboard_cache.get_or_compute(("cities",), compute)
+    return request.app.state.dashboard_cache.get_or_compute(("cities",), compute, db)
 
 
 @router.get("/customers")

@@ -8,6 +8,7 @@ orders.placed_at), bucketed by weeks starting Monday in the business time zone.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from clm.commerce.models import Order
 from clm.customers.models import Customer
 from clm.lib.clock import utcnow
 
+log = logging.getLogger("clm.web")
 STAGES = ("awareness", "consideration", "conversion", "retention", "loyalty", "at_risk", "churned")
 # The path a customer walks forward; at_risk and churned are side exits, not funnel steps.
 FUNNEL_PATH = STAGES[:5]
@@ -30,22 +32,45 @@ WEEKS = 12
 
 
 class TTLCache:
-    """A tiny in-process cache: values live `ttl` seconds. One per app, so tests never share one."""
+    """A tiny in-process cache: values are fresh for `ttl` seconds. One per app, so tests never share one.
 
-    def __init__(self, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic):
-        self.ttl, self.clock = ttl, clock
+    With a `session_factory`, a stale value is served at once while a background thread recomputes it
+    with its own session (stale-while-revalidate): after the first computation no page waits for an
+    aggregate over the whole customer base.
+    """
+
+    def __init__(self, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic, session_factory=None):
+        self.ttl, self.clock, self.session_factory = ttl, clock, session_factory
         self._values: dict[Any, tuple[float, Any]] = {}
+        self._refreshing: set[Any] = set()
         self._lock = threading.Lock()
 
-    def get_or_compute(self, key: Any, compute: Callable[[], Any]) -> Any:
+    def get_or_compute(self, key: Any, compute: Callable[[Session], Any], session: Session) -> Any:
         with self._lock:
             hit = self._values.get(key)
             if hit is not None and self.clock() - hit[0] < self.ttl:
                 return hit[1]
-        value = compute()
+            if hit is not None and self.session_factory is not None:
+                if key not in self._refreshing:
+                    self._refreshing.add(key)
+                    threading.Thread(target=self._refresh, args=(key, compute), daemon=True).start()
+                return hit[1]
+        value = compute(session)
         with self._lock:
             self._values[key] = (self.clock(), value)
         return value
+
+    def _refresh(self, key: Any, compute: Callable[[Session], Any]) -> None:
+        try:
+            with self.session_factory() as session:
+                value = compute(session)
+            with self._lock:
+                self._values[key] = (self.clock(), value)
+        except Exception:  # the stale value stays; the next request tries again
+            log.exception("refreshing dashboard figures failed")
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
 
     def clear(self) -> None:
         with self._lock:
@@ -74,8 +99,11 @@ def stage_counts(session: Session) -> dict[str, int]:
     return {**{s: 0 for s in STAGES}, **counts}
 
 
-def funnel(session: Session, counts: dict[str, int]) -> list[dict[str, Any]]:
-    """Funnel steps: [{stage, entered, reached_next, rate}] along the forward path."""
+def funnel(session: Session, counts: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """Funnel steps: [{stage, entered, reached_next, rate}] along the forward path.
+
+    clm.lifecycle's funnel reads the whole stage history, so the overview loads it separately
+    (/overview/funnel, by HTMX) and it never holds the page up."""
     metrics = _lifecycle_metrics()
     if metrics is not None and hasattr(metrics, "funnel"):
         steps = [dict(step) for step in metrics.funnel(session)]
@@ -83,6 +111,7 @@ def funnel(session: Session, counts: dict[str, int]) -> list[dict[str, Any]]:
             step.setdefault("rate", step.get("conversion"))
         return steps
     # Without stage history: a customer now at a later stage has passed every earlier one.
+    counts = counts if counts is not None else stage_counts(session)
     entered = [sum(counts.get(s, 0) for s in FUNNEL_PATH[i:]) for i in range(len(FUNNEL_PATH))]
     steps = []
     for i, stage in enumerate(FUNNEL_PATH):
@@ -132,8 +161,6 @@ def weekly_revenue(session: Session, bounds: list[datetime]) -> dict[str, tuple[
 class Overview:
     customers_total: int
     stages: list[dict[str, Any]]
-    funnel: list[dict[str, Any]]
-    funnel_max: int
     weeks: list[datetime]
     new_customers: list[int]
     currency: str
@@ -160,19 +187,17 @@ class Overview:
 
 
 def overview(session: Session, *, tz: str, currency: str, now: datetime | None = None) -> Overview:
-    """Everything the overview page shows, in a handful of aggregate queries."""
+    """Everything the overview page shows but the funnel, in a handful of aggregate queries."""
     counts = stage_counts(session)
     total = sum(counts.values())
     stages = [{"key": s, "count": n} for s, n in counts.items() if s and (n or s in STAGES)]
-    steps = funnel(session, counts)
     bounds = week_starts(now or utcnow(), tz)
     money = weekly_revenue(session, bounds)
     if currency not in money and money:
         currency = max(money, key=lambda c: sum(money[c][1]))  # the currency most orders use
     revenue, orders = money.get(currency, ([0] * WEEKS, [0] * WEEKS))
     return Overview(
-        customers_total=total, stages=stages, funnel=steps,
-        funnel_max=max([s["entered"] for s in steps] + [1]),
+        customers_total=total, stages=stages,
         weeks=bounds[:-1], new_customers=weekly_new_customers(session, bounds),
         currency=currency, revenue=revenue, orders=orders,
         other_currencies=sorted(c for c in money if c != currency),

@@ -28,10 +28,10 @@ def home(user=Depends(require_login)):
 @router.get("/overview")
 def overview(request: Request, user=Depends(require("overview")), db: Session = Depends(get_session)):
     settings = request.app.state.settings
+    clock = request.app.state.dashboard_clock
     m = request.app.state.dashboard_cache.get_or_compute(
         ("overview", settings.timezone, settings.default_currency),
-        lambda: metrics.overview(db, tz=settings.timezone, currency=settings.default_currency,
-                                 now=request.app.state.dashboard_clock()),
+        lambda s: metrics.overview(s, tz=settings.timezone, currency=settings.default_currency, now=clock()), db,
     )
     locale = i18n.pick_locale(request, user)
     fmt = i18n.Formatter(locale, settings.timezone)
@@ -47,3 +47,11 @@ def overview(request: Request, user=Depends(require("overview")), db: Session = 
                     "formatted": [fmt.money(v, m.currency) for v in m.revenue]},
     }
     return render(request, "overview.html", m=m, chart_data=chart_data)
+
+
+@router.get("/overview/funnel")
+def overview_funnel(request: Request, user=Depends(require("overview")), db: Session = Depends(get_session)):
+    """The funnel card's body, fetched by the overview after it has rendered (it reads the stage history)."""
+    steps = request.app.state.dashboard_cache.get_or_compute(("funnel",), metrics.funnel, db)
+    return render(request, "partials/funnel.html", funnel=steps,
+                  funnel_max=max([s["entered"] for s in steps] + [1]))
