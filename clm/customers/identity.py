@@ -20,6 +20,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -35,8 +36,9 @@ _customers = Customer.__table__
 _identities = Identity.__table__
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
+    """One identity of a message. A tuple: hashed and compared in C on the hot path."""
+
     kind: str
     value: str
     verified: bool = False
