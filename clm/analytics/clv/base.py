@@ -103,14 +103,21 @@ def validate_rfm(frequency, recency, T, weights=None, *, integer_frequency: bool
 def collapse(*columns: np.ndarray, weights: np.ndarray):
     """Merge identical rows, summing their weights.
 
-    Returns the distinct rows (one array per column) and their weights. Rows with zero weight
-    are dropped. Uses ``np.unique`` on a structured view of the stacked columns.
+    Returns the distinct rows (one array per column, sorted) and their weights. Rows with zero weight
+    are dropped. One lexsort of the columns (``np.unique(axis=0)`` is several times slower).
     """
     keep = weights > 0
-    stacked = np.column_stack([c[keep] for c in columns])
-    uniq, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    w = np.bincount(inverse.ravel(), weights=weights[keep], minlength=uniq.shape[0])
-    return tuple(uniq[:, j].copy() for j in range(uniq.shape[1])), w
+    cols = [c[keep] for c in columns]
+    order = np.lexsort(cols[::-1])
+    cols = [c[order] for c in cols]
+    new = np.ones(order.size, dtype=bool)
+    for c in cols:
+        new[1:] &= c[1:] == c[:-1]
+    new[1:] = ~new[1:]
+    new[0] = True
+    group = np.cumsum(new) - 1
+    w = np.bincount(group, weights=weights[keep][order], minlength=int(group[-1]) + 1 if group.size else 0)
+    return tuple(c[new] for c in cols), w
 
 
 class BaseModel:

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 from .base import BaseModel, as_float_array, check_rows, pilot_rows
+from .beta_geo import _distinct
 
 __all__ = ["GammaGamma"]
 
@@ -76,8 +77,7 @@ class GammaGamma(BaseModel):
     def _prepare(xs, ms, ws):
         # mean spends are continuous: identical rows are rare, so rows are not collapsed; what depends
         # on x alone is summed per distinct x
-        xu, inv = np.unique(xs, return_inverse=True)
-        inv = inv.ravel()
+        xu, inv = _distinct(xs)
         lm = np.log(ms)
         return {"xm": xs * ms, "w": ws, "wx_row": ws * xs, "xu": xu, "W": float(ws.sum()), "m": ms,
                 "wx": np.bincount(inv, weights=ws, minlength=xu.size),
