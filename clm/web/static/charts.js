@@ -9,6 +9,7 @@
     Chart.defaults.font = font;
     Chart.defaults.color = "#64748b";
     Chart.defaults.animation = false;
+    Chart.defaults.locale = document.documentElement.lang || "vi";  // 2.500.000 in Vietnamese
     var grid = { color: "#eef2f7" };
 
     new Chart(document.getElementById("chart-stages"), {
