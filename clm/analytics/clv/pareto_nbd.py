@@ -117,6 +117,16 @@ def _pairs(x, t, identity=True):
     50,000 rows, if a sample of 5,000 rows has under 10 % repeats, every row is its own pair (``inv`` is
     ``None`` if the rows were already sorted by ``t`` and ``identity`` allows it).
     """
+    if x.size > 50_000 and x.min() == 0 and x.max() > 0:
+        # customers without repeat purchases are usually the majority and share few t values:
+        # pair them up apart from the others, with a sort of one column
+        zero = x == 0
+        t0, inv0 = np.unique(t[zero], return_inverse=True)
+        x1, t1, inv1 = _pairs(x[~zero], t[~zero], identity=False)
+        inv = np.empty(x.size, dtype=np.intp)
+        inv[zero] = inv0.ravel()
+        inv[~zero] = inv1 + t0.size
+        return np.concatenate([np.zeros(t0.size), x1]), np.concatenate([t0, t1]), inv
     if x.size > 50_000:
         k = np.unique(t[:: max(x.size // 5000, 1)]).size
         if k > 0.9 * np.ceil(x.size / max(x.size // 5000, 1)):
