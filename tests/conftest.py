@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
 
 from clm.config import Settings
 from clm.db.engine import make_engine

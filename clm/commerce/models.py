@@ -46,7 +46,7 @@ class Order(Base):
     refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     coupon: Mapped[str | None] = mapped_column(sa.String(255))
     channel: Mapped[str | None] = mapped_column(sa.String(64))
-    placed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     properties: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
