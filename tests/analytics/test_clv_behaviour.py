@@ -69,6 +69,19 @@ def test_gamma_gamma_recovers_the_parameters_it_was_simulated_with():
         assert abs(m.params[k] - v) < 4 * m.standard_errors[k], (k, m.params[k], v)
 
 
+@pytest.mark.parametrize("cls, truth", [
+    (BetaGeo, {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}),
+    (ParetoNBD, {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}),
+])
+def test_a_large_fit_started_from_a_subsample_ends_at_the_full_data_maximum(cls, truth):
+    x, tx, T = simulate_bgnbd(150_000, **truth, seed=12)
+    m = cls().fit(x, tx, T)
+    data = m._prepare(*m._compress(x, tx, T, np.ones_like(x)))
+    _, grad = m._negloglik(np.log(list(m.params.values())), data)
+    assert np.max(np.abs(grad)) < 1e-7
+    assert m.optimizer_result.nfev <= 12  # full-data evaluations: the subsample did the walking
+
+
 def test_bgnbd_predicted_holdout_purchases_track_the_simulated_future():
     truth = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
     x, tx, T = simulate_bgnbd(50_000, **truth, seed=11, t_min=78, t_max=78)

@@ -1,12 +1,14 @@
 """Shared machinery for the CLV models: input checks, maximum likelihood, standard errors.
 
-Every model is fitted by maximum likelihood on the logarithm of its (positive) parameters with
-L-BFGS-B and, where the model provides it, an analytic gradient. Identical input rows are
-collapsed into one row with a weight before fitting, so the cost of a likelihood evaluation
-grows with the number of *distinct* customer summaries, not with the number of customers.
-Standard errors are the square roots of the diagonal of the inverse observed information
-(the Hessian of the negative log-likelihood in the natural parameters, by central differences
-of the gradient).
+Every model is fitted by maximum likelihood on the logarithm of its (positive) parameters. Models
+with an analytic gradient use the quasi-Newton iteration of :mod:`.optimise` (L-BFGS-B remains the
+fallback, and the method for BG/BB); identical input rows are collapsed into one row with a weight,
+so the cost of a likelihood evaluation grows with the number of *distinct* customer summaries. On
+more than 100,000 rows the fit first runs on a fixed-seed subsample of 50,000 and starts the full
+fit from that estimate and its Hessian: a handful of full-data evaluations instead of dozens.
+Standard errors are the square roots of the diagonal of the inverse observed information (the
+Hessian of the negative log-likelihood in the natural parameters, by central differences of the
+gradient), computed on first access of ``standard_errors``.
 """
 
 from __future__ import annotations
