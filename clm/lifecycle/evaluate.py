@@ -61,7 +61,12 @@ class _Compiler:
         return sa.extract("epoch", self.now - column) / 86400.0
 
     def compare(self, left: sa.ColumnElement, cmp: Comparison) -> sa.ColumnElement:
-        right = sa.literal(cmp.value, sa.Float) * self.gap if cmp.gaps else sa.literal(cmp.value, sa.Float)
+        if cmp.gaps:
+            right = sa.literal(cmp.value, sa.Float) * self.gap
+        elif cmp.value.is_integer():
+            right = sa.literal(int(cmp.value), sa.BigInteger)
+        else:
+            right = sa.literal(cmp.value, sa.Float)
         return {">=": left >= right, ">": left > right, "<=": left <= right, "<": left < right,
                 "=": left == right}[cmp.op]
 
@@ -84,14 +89,16 @@ class _Compiler:
             parts.append(count.scalar_subquery() >= ev.at_least)
         return sa.and_(sa.true(), *parts)
 
-    def pending(self, scope: sa.ColumnElement) -> sa.Select:
-        """Customers in `scope` whose rules say another stage, with what `_move_time` needs."""
+    def pending(self, scope: Callable[[sa.ColumnElement], sa.ColumnElement]) -> sa.Select:
+        """Customers in `scope` (a condition on a customer id column) whose rules say another stage,
+        with what `_move_time` needs. The scope restricts both sides of the join, so that PostgreSQL
+        reads only the id range's stats rather than hashing the whole table for each range."""
         index = sa.case(*[(self.conditions(r), i) for i, r in enumerate(self.rules.rules)], else_=None)
         inner = (
             sa.select(_c.c.id.label("cid"), _c.c.lifecycle_stage.label("stage"), index.label("idx"),
                       _s.c.last_order_at, _s.c.first_order_at, _s.c.last_event_at, self.gap.label("gap"))
-            .select_from(_c.outerjoin(_s, _s.c.customer_id == _c.c.id))
-            .where(_c.c.merged_into_id.is_(None), scope)
+            .select_from(_c.outerjoin(_s, sa.and_(_s.c.customer_id == _c.c.id, scope(_s.c.customer_id))))
+            .where(_c.c.merged_into_id.is_(None), scope(_c.c.id))
             .subquery()
         )
         target = sa.case({i: r.stage for i, r in enumerate(self.rules.rules)}, value=inner.c.idx)
@@ -144,6 +151,9 @@ def _apply(session: Session, moves: list[Move]) -> None:
 def lock_stages(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _STAGE_LOCK})
+        # The rules' CASE with its subqueries looks expensive to the planner, which then spends ~0.5 s
+        # JIT-compiling a query that runs in ~0.1 s per 50,000 customers.
+        session.execute(sa.text("SET LOCAL jit = off"))
 
 
 def evaluate(session: Session, rules: RuleSet, now: datetime, customer_ids=None,
@@ -160,9 +170,14 @@ def evaluate(session: Session, rules: RuleSet, now: datetime, customer_ids=None,
         ids = sorted(set(customer_ids))
         if not ids:
             return []
-        scope = _c.c.id.in_(ids)
+        def scope(col):
+            return col.in_(ids)
+    elif id_range:
+        def scope(col):
+            return col.between(*id_range)
     else:
-        scope = _c.c.id.between(*id_range) if id_range else sa.true()
+        def scope(col):
+            return sa.true()
     by_index = rules.rules
     visited: dict[int, set[str | None]] = {}
     moves: list[Move] = []
@@ -179,7 +194,10 @@ def evaluate(session: Session, rules: RuleSet, now: datetime, customer_ids=None,
             break
         _apply(session, found)
         moves.extend(found)
-        scope = _c.c.id.in_([m.customer_id for m in found])
+        moved = [m.customer_id for m in found]
+
+        def scope(col, moved=moved):
+            return col.in_(moved)
     return moves
 
 
