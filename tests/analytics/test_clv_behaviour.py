@@ -4,7 +4,6 @@ import warnings
 
 import numpy as np
 import pytest
-from _clvdata import cdnow_master_transactions, cdnow_summary, simulate_bgnbd, simulate_pareto_nbd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
@@ -21,6 +20,12 @@ from clm.analytics.clv import (
     cumulative_tracking,
     repeat_transaction_histogram,
     rfm_summary,
+)
+from tests.analytics._clvdata import (
+    cdnow_master_transactions,
+    cdnow_summary,
+    simulate_bgnbd,
+    simulate_pareto_nbd,
 )
 
 

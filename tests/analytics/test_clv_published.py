@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from _clvdata import cdnow_sample_transactions, cdnow_summary, cdnow_with_value, donations
 from numpy.testing import assert_allclose
 from scipy import integrate
 
@@ -15,6 +14,7 @@ from clm.analytics.clv import (
     customer_lifetime_value,
     rfm_summary,
 )
+from tests.analytics._clvdata import cdnow_sample_transactions, cdnow_summary, cdnow_with_value, donations
 
 
 @pytest.fixture(scope="module")
