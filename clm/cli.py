@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from clm.access.cli import users_app
+from clm.analytics.cli import analytics_app
 from clm.demo.cli import demo
 from clm.imports.cli import import_app
 from clm.lifecycle.cli import lifecycle_app
@@ -19,6 +20,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(write_keys_app, name="write-keys")
 app.add_typer(import_app, name="import")
 app.add_typer(lifecycle_app, name="lifecycle")
+app.add_typer(analytics_app, name="analytics")
 app.command("worker")(worker)
 app.add_typer(users_app, name="users")
 app.command("demo")(demo)
