@@ -64,7 +64,7 @@ def refresh(
     at: datetime = typer.Option(None, "--at", help="Score as of this time (default: now)."),
 ) -> None:
     """Compute every customer's RFM, P(alive), expected purchases (90 days), 12-month CLV and churn risk."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from clm.analytics.refresh import refresh as run_refresh
     from clm.config import get_settings
@@ -74,7 +74,7 @@ def refresh(
         raise typer.BadParameter(f"choose one of {', '.join(MODEL_CHOICES)}", param_hint="--model")
     settings = get_settings()
     started = time.perf_counter()
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), transient=True)
     with _session() as session, progress:
         tasks = {"read": progress.add_task("reading orders", total=None),

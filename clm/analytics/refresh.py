@@ -15,7 +15,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -263,3 +263,17 @@ def validate(session: Session, holdout: str, now: datetime | None = None, *, cur
         raise ValueError(f"the orders span {today - int(orders.day.min())} days: a holdout of {holdout} leaves "
                          "no calibration period; choose a shorter --holdout")
     return [_clean_row(r) for r in compare(orders, today, days)]
+
+
+def refresh_if_due(session: Session, now: datetime, *, currency: str, timezone: str, every: timedelta = timedelta(days=1),
+                   on_chunk: Callable[[str, int, int], None] | None = None) -> int:
+    """The worker's daily refresh: run one when the newest finished run is older than `every`.
+
+    Returns the customers written (0 when a refresh, by the CLI or another worker, is recent enough).
+    """
+    from clm.analytics.scores import latest_run
+
+    last = latest_run(session)
+    if last is not None and last.finished_at is not None and last.finished_at > now - every:
+        return 0
+    return refresh(session, now, currency=currency, timezone=timezone, on_chunk=on_chunk).customers_total

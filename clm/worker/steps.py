@@ -45,10 +45,24 @@ def build_steps(settings) -> list[Step]:
 
         return sweep(session, now, rules(), on_chunk=commit_chunk)
 
+    def daily_scores(session: Session, now: datetime) -> int:
+        from clm.analytics.refresh import refresh_if_due
+        from clm.db.engine import for_writing
+
+        def commit_chunk(phase, _done, _total):
+            if phase == "write":
+                session.commit()
+                for_writing(session)
+
+        return refresh_if_due(session, now, currency=settings.default_currency, timezone=settings.timezone,
+                              on_chunk=commit_chunk)
+
     return [
         Step("lifecycle.outbox", OutboxConsumer(rules)),
         Step("lifecycle.events", EventsConsumer(rules)),
         Step("lifecycle.sweep", periodic_sweep, every=timedelta(minutes=settings.lifecycle_sweep_minutes)),
+        # hourly check, daily work: a refresh runs when the newest one (CLI, demo or worker) is a day old
+        Step("analytics.refresh", daily_scores, every=timedelta(hours=1)),
     ]
 
 
