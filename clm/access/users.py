@@ -19,12 +19,12 @@ ROLES = ("admin", "manager", "marketer", "sales", "agent")
 LOCALES = ("vi", "en")
 MIN_PASSWORD_LENGTH = 10
 
-# overview: the KPI page; customers: list, search and customer 360; settings:read: see keys and users;
-# settings:write: create and revoke keys, manage users.
+# overview: the KPI page; customers: list, search and customer 360; analytics: the CLV, RFM, cohort and
+# model-fit pages; settings:read: see keys and users; settings:write: create and revoke keys, manage users.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"overview", "customers", "settings:read", "settings:write"}),
-    "manager": frozenset({"overview", "customers", "settings:read"}),
-    "marketer": frozenset({"overview", "customers"}),
+    "admin": frozenset({"overview", "customers", "analytics", "settings:read", "settings:write"}),
+    "manager": frozenset({"overview", "customers", "analytics", "settings:read"}),
+    "marketer": frozenset({"overview", "customers", "analytics"}),
     "sales": frozenset({"customers"}),
     "agent": frozenset({"customers"}),
 }
