@@ -25,4 +25,7 @@ def install(app: FastAPI, cache_ttl: float = 60.0, refresh_in_background: bool =
     errors.install(app)
     for module in (login, overview, customers, settings):
         app.include_router(module.router)
+    from clm.analytics import pages as analytics_pages
+
+    app.include_router(analytics_pages.router)  # /analytics/..., /customers/{id}/scores
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
