@@ -44,11 +44,13 @@ class Move:
 
 
 class _Compiler:
-    def __init__(self, session: Session, rules: RuleSet, now: datetime):
+    def __init__(self, session: Session, rules: RuleSet, now: datetime, shop_gap: float | None = None):
         self.dialect = session.get_bind().dialect.name
         self.rules = rules
         self.now = sa.bindparam("now", now, type_=UTCDateTime)
-        gap = max(stats.shop_gap_days(session, rules.settings.default_gap_days), rules.settings.min_gap_days)
+        if shop_gap is None:
+            shop_gap = stats.shop_gap_days(session, rules.settings.default_gap_days)
+        gap = max(shop_gap, rules.settings.min_gap_days)
         floor = rules.settings.min_gap_days
         self.gap = sa.case((_s.c.median_gap_days.is_(None), sa.literal(gap, sa.Float)),
                            (_s.c.median_gap_days < floor, sa.literal(floor, sa.Float)),
@@ -157,7 +159,7 @@ def lock_stages(session: Session) -> None:
 
 
 def evaluate(session: Session, rules: RuleSet, now: datetime, customer_ids=None,
-             id_range: tuple[int, int] | None = None) -> list[Move]:
+             id_range: tuple[int, int] | None = None, shop_gap: float | None = None) -> list[Move]:
     """Move the given customers (or those in `id_range`) to the stage their rules say; returns the moves.
 
     After a move the rules run again from the new stage, up to one move per stage, never back to a
@@ -165,7 +167,7 @@ def evaluate(session: Session, rules: RuleSet, now: datetime, customer_ids=None,
     rules say the current stage, so running this twice moves nobody the second time.
     """
     lock_stages(session)
-    compiler = _Compiler(session, rules, now)
+    compiler = _Compiler(session, rules, now, shop_gap)
     if customer_ids is not None:
         ids = sorted(set(customer_ids))
         if not ids:
@@ -194,10 +196,12 @@ def evaluate(session: Session, rules: RuleSet, now: datetime, customer_ids=None,
             break
         _apply(session, found)
         moves.extend(found)
-        moved = [m.customer_id for m in found]
+        # Again over the same customers (narrowed to the movers' id span, never a long IN list): only
+        # those whose rules now say yet another stage come back.
+        low, high = found[0].customer_id, found[-1].customer_id
 
-        def scope(col, moved=moved):
-            return col.in_(moved)
+        def scope(col, outer=scope, low=low, high=high):
+            return sa.and_(outer(col), col.between(low, high))
     return moves
 
 
@@ -210,9 +214,10 @@ def evaluate_all(session: Session, rules: RuleSet, now: datetime, chunk: int = 5
     if low is None:
         return 0
     moved = 0
+    shop_gap = stats.shop_gap_days(session, rules.settings.default_gap_days)
     for start in range(low, high + 1, chunk):
         end = min(start + chunk - 1, high)
-        moved += len(evaluate(session, rules, now, id_range=(start, end)))
+        moved += len(evaluate(session, rules, now, id_range=(start, end), shop_gap=shop_gap))
         if on_chunk:
             on_chunk(min(total, end - low + 1), high - low + 1)
     return moved
