@@ -7,6 +7,7 @@ from clm.customers import models as customers  # noqa: F401
 from clm.db.base import Base
 from clm.lifecycle import models as lifecycle  # noqa: F401
 from clm.outbox import models as outbox  # noqa: F401
+from clm.segments import models as segments  # noqa: F401
 from clm.tracking import models as tracking  # noqa: F401
 
 metadata = Base.metadata
