@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     app.state.write_key_cache = {}
     errors.install(app)
 
+    from clm.analytics.api import router as analytics_router
     from clm.commerce.api import router as commerce_router
     from clm.customers.api import router as customers_router
     from clm.lifecycle.api import router as lifecycle_router
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     from clm.tracking.events_api import router as events_router
 
     app.include_router(tracking_router)
-    for router in (customers_router, events_router, commerce_router, lifecycle_router):
+    for router in (customers_router, events_router, commerce_router, lifecycle_router, analytics_router):
         app.include_router(router, prefix="/api/v1")
 
     from clm.web import pages

@@ -8,19 +8,25 @@ from pathlib import Path
 import pytest
 
 from clm.access.users import LOCALES, ROLES
+from clm.analytics import pages as analytics_pages
+from clm.analytics.models import REASONS
+from clm.analytics.rfm import SEGMENTS
 from clm.customers.models import IDENTITY_KINDS
 from clm.web import i18n
 from clm.web.messages import MESSAGES
 from clm.web.pages.metrics import STAGES
 
 WEB = Path(i18n.__file__).parent
-SOURCES = [*WEB.glob("templates/**/*.html"), *WEB.glob("pages/*.py")]
+SOURCES = [*WEB.glob("templates/**/*.html"), *WEB.glob("pages/*.py"), Path(analytics_pages.__file__)]
 LITERAL = re.compile(r"""\bt\(\s*["']([a-z_.]+)["']""")  # t("a.b") but not t("role." ~ x): see FAMILIES
 FAMILIES = {
     "role.": ROLES, "stage.": STAGES, "identity.": IDENTITY_KINDS, "gender.": ("male", "female", "other"),
     "order.status.": ("completed", "refunded", "partially_refunded"),
     "timeline.": ("page", "screen", "identify", "alias", "group"),
     "settings.field.": ("email", "name", "role", "password", "locale"),
+    "analytics.tab.": analytics_pages.TABS, "scores.reason.": REASONS,
+    "segment.": tuple(analytics_pages.segment_key(s) for s in SEGMENTS),
+    "segment_help.": tuple(analytics_pages.segment_key(s) for s in SEGMENTS),
 }
 
 

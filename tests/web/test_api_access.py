@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from clm.access.keys import SCOPES, revoke
 from clm.access.models import ApiKey
+from clm.analytics.refresh import refresh
 from clm.commerce.models import Product
 
 ENDPOINTS = [
@@ -28,6 +29,8 @@ ENDPOINTS = [
     ("GET", "/api/v1/lifecycle/stages", "customers:read"),
     ("GET", "/api/v1/lifecycle/funnel", "customers:read"),
     ("GET", "/api/v1/lifecycle/customers/{id}/history", "customers:read"),
+    ("GET", "/api/v1/customers/{id}/scores", "customers:read"),
+    ("GET", "/api/v1/analytics/runs/latest", "customers:read"),
 ]
 BODIES = {
     ("POST", "/api/v1/customers"): {"email": "new@example.vn"},
@@ -44,6 +47,8 @@ def target(shop):
     customer = shop.customer("Trần Thị Bích", email="bich@example.vn")
     order = shop.order(customer, 250000, items=[("tea", "Trà sen", 250000, 1)])
     product_id = shop.db.scalar(sa.select(Product.id))
+    refresh(shop.db)  # scores and a run for the analytics endpoints
+    shop.db.commit()
     return {"/customers/": customer.id, "/orders/": order.id, "/products/": product_id}
 
 
