@@ -105,6 +105,18 @@ def recompute_lifecycle(session_factory: sessionmaker[Session], now: datetime | 
     return result
 
 
+def refresh_scores(session_factory: sessionmaker[Session], currency: str, timezone: str, now: datetime | None = None):
+    """Every customer's RFM and CLV scores (clm analytics refresh), so the analytics pages are filled."""
+    from clm.analytics.refresh import refresh
+
+    with session_factory() as session:
+        for_writing(session)
+        run = refresh(session, now or utcnow(), currency=currency, timezone=timezone,
+                      on_chunk=lambda phase, *_: _commit(session) if phase == "write" else None)
+        session.commit()
+    return run
+
+
 def _commit(session: Session) -> None:
     session.commit()
     for_writing(session)

@@ -85,6 +85,11 @@ def demo(
         moved = build.recompute_lifecycle(session_factory)
     if moved is not None:
         out.print(f"lifecycle stages: {build.stage_counts(session_factory)}", soft_wrap=True)
+    with err.status("analytics: scoring every customer (RFM, P(alive), CLV)"):
+        run = build.refresh_scores(session_factory, settings.default_currency, settings.timezone)
+    from clm.analytics.cli import describe_run
+
+    out.print("analytics: " + "; ".join(describe_run(run)[:2]), soft_wrap=True)
     login = build.create_login(session_factory, password)
     engine.dispose()
     url = f"http://{host or settings.host}:{port or settings.port}"
