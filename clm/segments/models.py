@@ -46,3 +46,19 @@ class SegmentMember(Base):
     customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     exited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @classmethod
+    def merge_customers(cls, session, pairs: list[tuple[int, int]]) -> dict[int, int]:
+        """Dynamic stays remain on the loser (the merge's re-check ends them and lets the winner in by the
+        rules); the loser's places on static lists pass to the winner. Returns moved rows per loser."""
+        table, segments = cls.__table__, Segment.__table__
+        moved: dict[int, int] = {}
+        for winner, loser in pairs:
+            lists = sa.select(segments.c.id).where(segments.c.kind == "static")
+            held = sa.select(table.c.segment_id).where(table.c.customer_id == winner, table.c.exited_at.is_(None))
+            result = session.execute(
+                sa.update(table).where(table.c.customer_id == loser, table.c.exited_at.is_(None),
+                                       table.c.segment_id.in_(lists), table.c.segment_id.not_in(held))
+                .values(customer_id=winner))
+            moved[loser] = result.rowcount or 0
+        return moved

@@ -63,6 +63,30 @@ def build_steps(settings) -> list[Step]:
         Step("lifecycle.sweep", periodic_sweep, every=timedelta(minutes=settings.lifecycle_sweep_minutes)),
         # hourly check, daily work: a refresh runs when the newest one (CLI, demo or worker) is a day old
         Step("analytics.refresh", daily_scores, every=timedelta(hours=1)),
+        *segment_steps(settings),
+    ]
+
+
+def segment_steps(settings) -> list[Step]:
+    """Segment membership, after the lifecycle (it reads the stats and stages those steps keep)."""
+    from clm.segments import consumers
+
+    def timezone() -> str:
+        return settings.timezone
+
+    def periodic_sweep(session: Session, now: datetime) -> int:
+        def commit_chunk():
+            from clm.db.engine import for_writing
+
+            session.commit()
+            for_writing(session)
+
+        return consumers.sweep(session, now, settings.timezone, on_chunk=commit_chunk)
+
+    return [
+        Step("segments.outbox", consumers.OutboxConsumer(timezone)),
+        Step("segments.events", consumers.EventsConsumer(timezone)),
+        Step("segments.sweep", periodic_sweep, every=timedelta(minutes=consumers.SWEEP_MINUTES)),
     ]
 
 
