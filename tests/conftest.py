@@ -105,3 +105,35 @@ def api_key_for(db):
         return {"Authorization": f"Bearer {secret}"}
 
     return make
+
+
+def serve_in_thread(app):
+    """Serve `app` with uvicorn on a free port in a thread; yields its base URL (for real clients)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if server.started:
+            break
+        time.sleep(0.02)  # waiting for the server socket, not for a result
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(5)
+
+
+@pytest.fixture
+def live_server(app):
+    """The app on a real port, using the test's rolled-back connection."""
+    yield from serve_in_thread(app)

@@ -25,3 +25,11 @@ class NotFound(LookupError):
         super().__init__(f"{what} {key} does not exist")
         self.what = what
         self.key = key
+
+
+def dotted(loc: tuple | list) -> str | None:
+    """A validation error's location as a dotted path: ("batch", 3, "traits", "email") -> "batch[3].traits.email"."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or None

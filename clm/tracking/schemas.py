@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from clm.lib.errors import FieldError
+from clm.lib.errors import FieldError, dotted
 
 MessageType = Literal["identify", "track", "page", "screen", "group", "alias"]
 
@@ -62,13 +62,6 @@ class Message(BaseModel):
         return self
 
 
-def _loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def field_error(exc: ValidationError) -> FieldError:
     """The first problem of a validation error as one FieldError naming the field."""
     err = exc.errors(include_url=False)[0]
@@ -80,7 +73,7 @@ def field_error(exc: ValidationError) -> FieldError:
         msg = "is required"
     elif err["type"] == "literal_error" and err["loc"] == ("type",):
         msg = "must be one of identify, track, page, screen, group, alias"
-    return FieldError(_loc(err["loc"]) or None, msg, code=err["type"])
+    return FieldError(dotted(err["loc"]), msg, code=err["type"])
 
 
 def parse_message(raw: Any, forced_type: str | None = None) -> Message:

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clm.lib.errors import FieldError, NotFound
+from clm.lib.errors import FieldError, NotFound, dotted
 
 log = logging.getLogger("clm.web")
 
@@ -37,11 +37,7 @@ class ApiError(Exception):
 
 
 def _loc(loc) -> str | None:
-    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or None
+    return dotted([p for p in loc if p not in ("body", "query", "path", "header")])
 
 
 def install(app: FastAPI) -> None:

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from clm.lib.clock import utcnow
+from tests.conftest import serve_in_thread
 from tests.dashboard.seed import seed_shop
 
 CHROMIUM = "/usr/bin/chromium"
@@ -30,20 +27,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 def server_url(app, engine):
     if engine.dialect.name != "sqlite":
         pytest.skip("the browser walk runs once, on SQLite; the pages are tested on both backends")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.02)  # waiting for the server socket, not for a result
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(5)
+    yield from serve_in_thread(app)
 
 
 @pytest.fixture

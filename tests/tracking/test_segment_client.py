@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from segment.analytics.client import Client
 from segment.analytics.request import APIError
 
@@ -18,21 +13,8 @@ from clm.tracking.models import Event
 
 
 @pytest.fixture
-def server_url(app):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.02)  # waiting for the server socket, not for a result
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(5)
+def server_url(live_server):
+    return live_server
 
 
 def test_the_official_segment_client_delivers_every_call(server_url, db, write_key):
