@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from clm.access.models import ApiKey, WriteKey
 from clm.lib.clock import utcnow
 
-SCOPES = ("customers:read", "customers:write", "events:read", "orders:read", "products:read", "admin")
+SCOPES = ("customers:read", "customers:write", "events:read", "orders:read", "products:read", "segments:read",
+          "segments:write", "admin")
 READ_ALL = ["customers:read", "events:read", "orders:read", "products:read"]
 
 

@@ -47,11 +47,13 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     from clm.commerce.api import router as commerce_router
     from clm.customers.api import router as customers_router
     from clm.lifecycle.api import router as lifecycle_router
+    from clm.segments.api import router as segments_router
     from clm.tracking.api import router as tracking_router
     from clm.tracking.events_api import router as events_router
 
     app.include_router(tracking_router)
-    for router in (customers_router, events_router, commerce_router, lifecycle_router, analytics_router):
+    for router in (customers_router, events_router, commerce_router, lifecycle_router, analytics_router,
+                   segments_router):
         app.include_router(router, prefix="/api/v1")
 
     from clm.web import pages

@@ -31,12 +31,27 @@ ENDPOINTS = [
     ("GET", "/api/v1/lifecycle/customers/{id}/history", "customers:read"),
     ("GET", "/api/v1/customers/{id}/scores", "customers:read"),
     ("GET", "/api/v1/analytics/runs/latest", "customers:read"),
+    ("GET", "/api/v1/segments", "segments:read"),
+    ("POST", "/api/v1/segments", "segments:write"),
+    ("GET", "/api/v1/segments/schema", "segments:read"),
+    ("POST", "/api/v1/segments/preview", "segments:read"),
+    ("GET", "/api/v1/segments/{id}", "segments:read"),
+    ("PUT", "/api/v1/segments/{id}", "segments:write"),
+    ("DELETE", "/api/v1/segments/{id}", "segments:write"),
+    ("GET", "/api/v1/segments/{id}/members", "segments:read"),
+    ("POST", "/api/v1/segments/{id}/members", "segments:write"),
+    ("GET", "/api/v1/segments/{id}/export.csv", "segments:read"),
 ]
 BODIES = {
     ("POST", "/api/v1/customers"): {"email": "new@example.vn"},
     ("PATCH", "/api/v1/customers/{id}"): {"city": "Huế"},
     ("POST", "/api/v1/customers/{id}/consents"): {"channel": "email", "purpose": "marketing", "granted": True,
                                                   "source": "test"},
+    ("POST", "/api/v1/segments"): {"name": "Huế", "rules": {"type": "profile", "field": "city", "op": "eq",
+                                                            "value": "Huế"}},
+    ("POST", "/api/v1/segments/preview"): {"rules": {"type": "stage", "stages": ["retention"]}},
+    ("PUT", "/api/v1/segments/{id}"): {"name": "VIP", "kind": "static"},
+    ("POST", "/api/v1/segments/{id}/members"): {"add": []},
 }
 ids = pytest.mark.parametrize("method,path,scope", ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
 
@@ -49,7 +64,11 @@ def target(shop):
     product_id = shop.db.scalar(sa.select(Product.id))
     refresh(shop.db)  # scores and a run for the analytics endpoints
     shop.db.commit()
-    return {"/customers/": customer.id, "/orders/": order.id, "/products/": product_id}
+    from clm.segments.service import save_segment
+
+    segment = save_segment(shop.db, name="VIP", kind="static")
+    shop.db.commit()
+    return {"/customers/": customer.id, "/orders/": order.id, "/products/": product_id, "/segments/": segment.id}
 
 
 def call(client, method, template, target, headers):
