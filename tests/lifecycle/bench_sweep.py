@@ -78,7 +78,8 @@ def main() -> None:
     started = time.perf_counter()
     fill(factory, n)
     if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
+        with engine.begin() as conn:  # ids were given explicitly: move the sequence past them
+            conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('customers', 'id'), max(id)) FROM customers")
             conn.exec_driver_sql("ANALYZE")
     print(f"{engine.dialect.name}: {n} customers filled in {time.perf_counter() - started:.1f} s", flush=True)
     timed(factory, NOW, "first sweep (everyone placed)")
