@@ -90,6 +90,10 @@ def demo(
     from clm.analytics.cli import describe_run
 
     out.print("analytics: " + "; ".join(describe_run(run)[:2]), soft_wrap=True)
+    with err.status("segments: installing the ready-made segments"):
+        from clm.segments.ready import install_for_demo
+
+        out.print(f"segments: {install_for_demo(session_factory, settings.timezone)} ready-made segments installed")
     login = build.create_login(session_factory, password)
     engine.dispose()
     url = f"http://{host or settings.host}:{port or settings.port}"
