@@ -26,6 +26,7 @@ SUITES = {
     "clv": "clv_bench",
     "demo": "demo_bench",
     "pages": "pages_bench",
+    "segments": "segments_bench",
 }
 
 

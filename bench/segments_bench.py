@@ -1,0 +1,165 @@
+"""Segments: a four-condition segment against hand-written SQL, and ingestion with 50 segments defined.
+
+1. On a `clm demo` database (SQLite; 1,000,000 customers, `--quick` 20,000), count the members of
+   "stage in (retention, loyalty) and city is Hà Nội and viewed a product of one category in the last 30
+   days and 2+ orders" through the compiler, and through a hand-written query for the same question, in the
+   same run (best of 3 each).
+2. Ingestion with membership upkeep: batches of tracked events go through the ingestion pipeline and then
+   the segments' events consumer (what the worker does), first with no segments, then with 50 dynamic
+   segments defined; events per second for each, and the ratio.
+
+    python bench/segments_bench.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+sys.path.insert(0, str(ROOT))
+
+FOUR = {"all": [
+    {"type": "stage", "stages": ["retention", "loyalty"]},
+    {"type": "profile", "field": "city", "op": "eq", "value": "Hà Nội"},
+    {"type": "event", "name": "Product Viewed", "count": 1, "window": {"last_days": 30},
+     "where": [{"property": "category", "op": "eq", "value": "CATEGORY"}]},
+    {"type": "orders", "metric": "count", "op": "gte", "value": 2},
+]}
+HAND = """
+SELECT count(*) FROM customers c JOIN customer_stats s ON s.customer_id = c.id
+WHERE c.merged_into_id IS NULL AND c.lifecycle_stage IN ('retention', 'loyalty') AND c.city = :city
+  AND s.orders_count >= 2
+  AND c.id IN (SELECT e.customer_id FROM events e WHERE e.name = 'Product Viewed' AND e.timestamp >= :since
+               AND json_extract(e.properties, '$.category') = :category)
+"""
+
+
+def _demo(customers: int) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    db = OUT / f"segments_{customers}.db"
+    if not db.exists():
+        subprocess.run([sys.executable, "-m", "clm.cli", "demo", "--customers", str(customers), "--no-serve",
+                        "--db", str(db), "--password", "bench-password"], check=True, cwd=ROOT, capture_output=True)
+    return db
+
+
+def _best(fn, times: int = 3) -> tuple[float, object]:
+    best, value = float("inf"), None
+    for _ in range(times):
+        started = time.perf_counter()
+        value = fn()
+        best = min(best, time.perf_counter() - started)
+    return best, value
+
+
+def four_conditions(session: Session, customers: int) -> dict:
+    from clm.segments.compile import members_query, utc_midnight, window_days
+    from clm.segments.lookup import make_context
+    from clm.segments.rules import Window, parse_rules
+    from clm.tracking.models import Event
+
+    now = session.scalar(sa.select(sa.func.max(Event.timestamp)))
+    category = session.scalar(sa.text("SELECT json_extract(properties, '$.category') FROM events "
+                                      "WHERE name = 'Product Viewed' AND json_extract(properties, '$.category') "
+                                      "IS NOT NULL LIMIT 1"))
+    rules = {"all": [*FOUR["all"][:2], {**FOUR["all"][2], "where": [{**FOUR["all"][2]["where"][0], "value": category}]},
+                     FOUR["all"][3]]}
+    node = parse_rules(rules)
+    query = members_query(node, make_context(session, now))
+    compiled_s, compiled = _best(lambda: session.scalar(sa.select(sa.func.count()).select_from(query.subquery())))
+    since = utc_midnight(window_days(Window(last_days=30), now)[0])
+    params = {"city": "Hà Nội", "category": category, "since": since.isoformat(" ", "microseconds")[:26]}
+    hand_s, hand = _best(lambda: session.scalar(sa.text(HAND), params))
+    assert compiled == hand, (compiled, hand)
+    return {"benchmark": "four-condition segment (SQLite)", "customers": customers, "members": compiled,
+            "compiled_s": round(compiled_s, 3), "hand_sql_s": round(hand_s, 3),
+            "ratio": round(compiled_s / hand_s, 2) if hand_s else None}
+
+
+def _messages(n: int, user_ids: list[str], start, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        at = start + timedelta(seconds=i)
+        out.append({"type": "track", "userId": rng.choice(user_ids), "event": rng.choice(
+            ["Page Browsed", "Search Made", "Wishlist Added", "Video Played"]),
+            "properties": {"category": rng.choice(["skincare", "tea", "shoes"])},
+            "timestamp": at.isoformat(), "messageId": f"bench-{seed}-{i}"})
+    return out
+
+
+def ingestion(session_factory, events: int) -> list[dict]:
+    from clm.customers.models import Identity
+    from clm.lib.clock import utcnow
+    from clm.segments.consumers import EventsConsumer
+    from clm.segments.models import Segment
+    from clm.segments.service import save_segment
+    from clm.db.upsert import insert_for
+    from clm.outbox.models import OutboxCursor
+    from clm.tracking.ingest import ingest
+    from clm.tracking.models import Event
+
+    with session_factory() as session:
+        user_ids = list(session.scalars(sa.select(Identity.value).where(Identity.kind == "user_id").limit(20_000)))
+    rows = []
+    for label, segments in (("no segments", 0), ("50 segments", 50)):
+        with session_factory() as session:
+            session.execute(sa.delete(Segment))
+            for k in range(segments):
+                event = ["Page Browsed", "Search Made", "Wishlist Added", "Video Played", "Product Viewed"][k % 5]
+                save_segment(session, name=f"bench {k}", rules={"all": [
+                    {"type": "event", "name": event, "count": 1 + k % 3, "window": {"last_days": 30}},
+                    {"type": "orders", "metric": "count", "op": "gte", "value": k % 2}]})
+            session.commit()
+            consumer = EventsConsumer()
+            head = session.scalar(sa.select(sa.func.max(Event.id))) or 0
+            stmt = insert_for(session, OutboxCursor.__table__).values(consumer=consumer.name, last_id=head,
+                                                                      updated_at=utcnow())
+            session.execute(stmt.on_conflict_do_update(index_elements=["consumer"], set_={"last_id": head}))
+            session.commit()  # the consumer starts at the head: only the benchmark's events are new
+        messages = _messages(events, user_ids, utcnow(), seed=segments)
+        started = time.perf_counter()
+        with session_factory() as session:
+            for start in range(0, len(messages), 500):
+                ingest(session, messages[start:start + 500], received_at=utcnow())
+                session.commit()
+                consumer(session, utcnow())
+                session.commit()
+        seconds = time.perf_counter() - started
+        rows.append({"benchmark": f"ingestion + membership upkeep, {label}", "events": events,
+                     "seconds": round(seconds, 2), "events_per_s": round(events / seconds)})
+    rows[1]["ratio"] = round(rows[1]["events_per_s"] / rows[0]["events_per_s"], 2)
+    with session_factory() as session:
+        session.execute(sa.delete(Segment).where(Segment.name.like("bench %")))
+        session.commit()
+    return rows
+
+
+def run(quick: bool = False) -> list[dict]:
+    from clm.db.engine import make_engine, make_session_factory
+
+    customers = 20_000 if quick else 1_000_000
+    engine = make_engine(f"sqlite:///{_demo(customers)}")
+    factory = make_session_factory(engine)
+    with factory() as session:
+        rows = [four_conditions(session, customers)]
+    rows += ingestion(factory, 5_000 if quick else 50_000)
+    engine.dispose()
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    for row in run(parser.parse_args().quick):
+        print(row)
