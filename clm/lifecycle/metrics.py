@@ -42,36 +42,38 @@ def stage_counts(session: Session, rules: RuleSet | None = None) -> dict[str, in
     return counts
 
 
-def _first_reached(stages: list[str]) -> sa.Subquery:
-    """Per live customer, when they first entered any of `stages`."""
-    return (sa.select(_h.c.customer_id, sa.func.min(_h.c.changed_at).label("at"))
-            .select_from(_h.join(_c, _live)).where(_h.c.to_stage.in_(stages))
-            .group_by(_h.c.customer_id).subquery())
-
-
 def funnel(session: Session, since: datetime | None = None, rules: RuleSet | None = None) -> list[dict]:
     """Per consecutive main (funnel) stage: how many customers entered it and how many reached the next.
 
     A customer who skipped a stage (an imported customer with five orders goes straight to loyalty)
     counts as having passed through it: reaching a later main stage implies the earlier ones. With
     `since`, only customers who entered the stage at or after `since` count. The last stage has no next.
+
+    One pass over the history: per customer, the first time they reached stage i *or any later one*
+    (a MIN over a CASE per stage), then one count per stage over those rows.
     """
     main = (rules or current_rules()).funnel_stages
+    index = sa.case({stage: i for i, stage in enumerate(main)}, value=_h.c.to_stage)
+    tombstones = sa.select(_c.c.id).where(_c.c.merged_into_id.is_not(None))
+    per_customer = (
+        sa.select(*[sa.func.min(sa.case((index >= i, _h.c.changed_at))).label(f"at{i}") for i in range(len(main))])
+        .where(_h.c.to_stage.in_(main), _h.c.customer_id.not_in(tombstones))
+        .group_by(_h.c.customer_id)
+        .subquery()
+    )
+    at = [per_customer.c[f"at{i}"] for i in range(len(main))]
+    columns = []
+    for i in range(len(main)):
+        entered = at[i].is_not(None) if since is None else at[i] >= since
+        columns.append(sa.func.count(sa.case((entered, 1))))
+        if i + 1 < len(main):
+            columns.append(sa.func.count(sa.case((sa.and_(entered, at[i + 1].is_not(None)), 1))))
+    row = list(session.execute(sa.select(*columns).select_from(per_customer)).one())
     out = []
     for i, stage in enumerate(main):
-        reached = _first_reached(main[i:])
-        entered_query = sa.select(sa.func.count()).select_from(reached)
-        if since is not None:
-            entered_query = entered_query.where(reached.c.at >= since)
-        entered = session.scalar(entered_query) or 0
+        entered = row.pop(0) or 0
         nxt = main[i + 1] if i + 1 < len(main) else None
-        reached_next = None
-        if nxt is not None:
-            later = _first_reached(main[i + 1:])
-            query = sa.select(sa.func.count()).select_from(reached.join(later, later.c.customer_id == reached.c.customer_id))
-            if since is not None:
-                query = query.where(reached.c.at >= since)
-            reached_next = session.scalar(query) or 0
+        reached_next = (row.pop(0) or 0) if nxt else None
         out.append({"stage": stage, "next": nxt, "entered": entered, "reached_next": reached_next,
                     "conversion": (reached_next / entered if entered else None) if nxt else None})
     return out
