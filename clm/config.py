@@ -32,6 +32,9 @@ class Settings(BaseSettings):
         False, description="Send the dashboard session cookie over HTTPS only. Set true behind TLS."
     )
     session_max_age: int = Field(14 * 24 * 3600, description="Seconds a dashboard login lasts.")
+    dashboard_warm_up: bool = Field(
+        True, description="Compute the overview's figures in the background when the server starts."
+    )
     max_event_bytes: int = Field(32 * 1024, description="Largest accepted tracking event (Segment: 32 KB).")
     max_batch_bytes: int = Field(500 * 1024, description="Largest accepted tracking batch (Segment: 500 KB).")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")

@@ -69,7 +69,8 @@ def db(session_factory) -> Iterator[Session]:
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(database_url="sqlite://", _env_file=None)
+    # No warm-up thread: it would share the test's connection with the test itself.
+    return Settings(database_url="sqlite://", dashboard_warm_up=False, _env_file=None)
 
 
 @pytest.fixture

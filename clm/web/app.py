@@ -24,7 +24,11 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     writer = BatchWriter(session_factory)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(app: FastAPI):
+        if settings.dashboard_warm_up:
+            from clm.web.pages import warm_up
+
+            warm_up(app)
         yield
         writer.close()
 

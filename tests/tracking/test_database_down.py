@@ -9,7 +9,7 @@ from clm.web.app import create_app
 
 def test_tracking_answers_503_when_the_database_is_unreachable():
     engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:9/none", connect_args={"connect_timeout": 1})
-    app = create_app(Settings(_env_file=None), make_session_factory(engine))
+    app = create_app(Settings(dashboard_warm_up=False, _env_file=None), make_session_factory(engine))
     with TestClient(app, raise_server_exceptions=False) as client:
         r = client.post("/v1/track", json={"userId": "u", "event": "e"}, auth=("wk_any", ""))
     assert r.status_code == 503
@@ -19,7 +19,7 @@ def test_tracking_answers_503_when_the_database_is_unreachable():
 
 def test_the_native_api_answers_503_when_the_database_is_unreachable():
     engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:9/none", connect_args={"connect_timeout": 1})
-    app = create_app(Settings(_env_file=None), make_session_factory(engine))
+    app = create_app(Settings(dashboard_warm_up=False, _env_file=None), make_session_factory(engine))
     with TestClient(app, raise_server_exceptions=False) as client:
         r = client.get("/api/v1/customers", headers={"Authorization": "Bearer clm_x"})
     assert r.status_code == 503

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -29,3 +31,29 @@ def install(app: FastAPI, cache_ttl: float = 60.0, refresh_in_background: bool =
 
     app.include_router(analytics_pages.router)  # /analytics/..., /customers/{id}/scores
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+def warm_up(app: FastAPI) -> threading.Thread:
+    """Compute the overview's figures in the background as the server starts, so that even the first
+    visitor gets them from the cache (on a million customers they take a second or more to compute)."""
+    from clm.web.pages import metrics
+
+    settings = app.state.settings
+
+    def run() -> None:
+        cache = app.state.dashboard_cache
+        try:
+            with app.state.session_factory() as session:
+                cache.get_or_compute(
+                    ("overview", settings.timezone, settings.default_currency),
+                    lambda s: metrics.overview(s, tz=settings.timezone, currency=settings.default_currency,
+                                               now=app.state.dashboard_clock()),
+                    session,
+                )
+                cache.get_or_compute(("funnel",), metrics.funnel, session)
+        except Exception:  # a page computes its figures itself if warming failed
+            logging.getLogger("clm.web").exception("warming the dashboard figures failed")
+
+    thread = threading.Thread(target=run, name="clm-dashboard-warm-up", daemon=True)
+    thread.start()
+    return thread
