@@ -100,12 +100,12 @@ def _messages(n: int, user_ids: list[str], start, seed: int) -> list[dict]:
 
 def ingestion(session_factory, events: int) -> list[dict]:
     from clm.customers.models import Identity
+    from clm.db.upsert import insert_for
     from clm.lib.clock import utcnow
+    from clm.outbox.models import OutboxCursor
     from clm.segments.consumers import EventsConsumer
     from clm.segments.models import Segment
     from clm.segments.service import save_segment
-    from clm.db.upsert import insert_for
-    from clm.outbox.models import OutboxCursor
     from clm.tracking.ingest import ingest
     from clm.tracking.models import Event
 

@@ -326,9 +326,11 @@ def _positive(col, c: r.Comparison, kind: str, ctx: Context) -> sa.ColumnElement
     if kind == "string":
         return _string(col, op, v, ctx)
     if kind == "number":
-        return {"eq": lambda: col == v, "gt": lambda: col > v, "gte": lambda: col >= v, "lt": lambda: col < v,
-                "lte": lambda: col <= v, "between": lambda: sa.and_(col >= v[0], col <= v[1]),
-                "in": lambda: col.in_(v)}[op]()
+        n = _number
+        return {"eq": lambda: col == n(v), "gt": lambda: col > n(v), "gte": lambda: col >= n(v),
+                "lt": lambda: col < n(v), "lte": lambda: col <= n(v),
+                "between": lambda: sa.and_(col >= n(v[0]), col <= n(v[1])),
+                "in": lambda: col.in_([n(x) for x in v])}[op]()
     if kind == "date":
         if op == "anniversary_within_days":
             fmt = (sa.func.strftime("%m-%d", col) if ctx.dialect == "sqlite" else sa.func.to_char(col, "MM-DD"))
@@ -337,6 +339,12 @@ def _positive(col, c: r.Comparison, kind: str, ctx: Context) -> sa.ColumnElement
         return sa.and_(*([col >= low] if low else []), *([col <= high] if high else []), sa.true())
     low_t, high_t = instant_bounds(op, v, ctx)
     return sa.and_(*([col >= _t(low_t)] if low_t else []), *([col < _t(high_t)] if high_t else []), sa.true())
+
+
+def _number(v: int | float) -> sa.BindParameter:
+    """A number bound with its own type, not the column's: 250000 compared with a SMALLINT score must not
+    be cast to SMALLINT (PostgreSQL would refuse it as out of range)."""
+    return sa.bindparam(None, v, type_=sa.BigInteger() if isinstance(v, int) else sa.Float())
 
 
 def _string(col, op: str, v: Any, ctx: Context) -> sa.ColumnElement[bool]:

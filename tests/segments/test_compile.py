@@ -137,3 +137,8 @@ def test_merged_customers_are_never_members(db, shop):
     merged = set(db.scalars(sa.select(Customer.id).where(Customer.merged_into_id.is_not(None))))
     assert merged and merged.isdisjoint(agree(db, shop, {"type": "profile", "field": "city", "op": "eq",
                                                          "value": "Huế"}))
+
+
+def test_a_number_beyond_a_small_columns_range_is_compared_not_refused(db, shop):
+    assert agree(db, shop, {"type": "score", "field": "r_score", "op": "lt", "value": 250_000}) == {
+        cid for cid, f in shop.facts.items() if f.scores and f.scores["r_score"] is not None}
