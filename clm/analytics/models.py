@@ -16,8 +16,8 @@ from clm.db.base import Base, BigId, Json, UTCDateTime
 
 STATUSES = ("ok", "not_enough_data")
 # Why a customer has no model scores: no orders (in the shop's currency), or the shop as a whole has
-# too few (repeat) buyers for the model to be fitted.
-REASONS = ("no_orders", "other_currency", "too_few_buyers", "too_few_repeat_buyers")
+# too few (repeat) buyers for the model to be fitted, or the fitted model gave no finite prediction.
+REASONS = ("no_orders", "other_currency", "too_few_buyers", "too_few_repeat_buyers", "fit_failed")
 
 
 class CustomerScore(Base):

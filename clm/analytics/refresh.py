@@ -41,6 +41,7 @@ MIN_REPEAT_BUYERS = 20  # customers with a repeat purchase day: the models learn
 HORIZON_DAYS = 90  # expected purchases in the next 90 days
 CLV_MONTHS = 12
 DISCOUNT_RATE = 0.01  # per month, about 12.7 % a year
+MIN_COMPARE_BUYERS = 500  # below this a holdout comparison is noise (and Pareto/NBD fits can be slow): BG/NBD
 MAX_HOLDOUT_DAYS = 182  # 26 weeks
 MIN_HOLDOUT_DAYS = 28
 MODEL_NAMES = {"bgnbd": "BG/NBD", "pnbd": "Pareto/NBD", "mbgnbd": "MBG/NBD"}
@@ -70,6 +71,7 @@ class Scored:
     p_alive: np.ndarray | None = None
     expected_90d: np.ndarray | None = None
     clv: np.ndarray | None = None
+    degenerate: np.ndarray | None = None  # customers whose predictions were not finite
 
     @property
     def buyers(self) -> int:
@@ -138,7 +140,10 @@ def _fit_and_predict(out: Scored, s: clv.Summary, orders: Orders, today: int, mo
     holdout_days = holdout_days_for(today - int(orders.day.min()))
     if model == "auto":
         chosen = "bgnbd"
-        if holdout_days is not None:
+        if out.buyers < MIN_COMPARE_BUYERS:
+            out.notes.append(f"{out.buyers} buyers: BG/NBD used without a holdout comparison "
+                             f"(it needs {MIN_COMPARE_BUYERS})")
+        elif holdout_days is not None:
             try:
                 rows = compare(orders, today, holdout_days)
                 chosen = rows[0]["model"]
@@ -166,7 +171,14 @@ def _fit_and_predict(out: Scored, s: clv.Summary, orders: Orders, today: int, mo
         spend = out.monetary / np.maximum(counts, 1)
     value = clv.customer_lifetime_value(fitted, spend_model, s.frequency, s.recency, s.T, spend,
                                         horizon=CLV_MONTHS, discount_rate=DISCOUNT_RATE, period="W")
-    out.clv = np.nan_to_num(np.maximum(value, 0.0))
+    out.clv = np.maximum(value, 0.0)
+    out.degenerate = ~(np.isfinite(out.p_alive) & np.isfinite(out.expected_90d) & np.isfinite(out.clv))
+    if out.degenerate.any():
+        # e.g. BG/NBD with a at 1, where E[X] divides by a - 1: no number rather than a wrong one
+        out.notes.append(f"{int(out.degenerate.sum())} customers got no finite prediction from {chosen} "
+                         f"({', '.join(f'{k}={v:.4g}' for k, v in fitted.params.items())}); they are marked fit_failed")
+        for name in ("p_alive", "expected_90d", "clv"):
+            setattr(out, name, np.where(out.degenerate, 0.0, getattr(out, name)))
     out.diagnostics["histogram"] = report.histogram(fitted, s)
     tracker = fitted
     if calibration is not None:
@@ -196,6 +208,7 @@ def rows_for(scored: Scored, live: np.ndarray, other: np.ndarray, currency: str,
             lists["p_alive"] = scored.p_alive.tolist()
             lists["expected_90d"] = scored.expected_90d.tolist()
             lists["clv"] = np.rint(scored.clv).astype(np.int64).tolist()
+            lists["degenerate"] = scored.degenerate.tolist()
     for cid, j, bought, elsewhere in zip(live.tolist(), pos_ok.tolist(), has.tolist(), no_orders.tolist(),
                                          strict=True):
         if not bought:
@@ -204,7 +217,9 @@ def rows_for(scored: Scored, live: np.ndarray, other: np.ndarray, currency: str,
             continue
         rfm = (lists["recency_days"][j], lists["tenure_days"][j], lists["frequency"][j], lists["monetary"][j],
                lists["r"][j], lists["f"][j], lists["m"][j], lists["segment"][j])
-        if model_ok:
+        if model_ok and lists["degenerate"][j]:
+            yield (cid, "not_enough_data", "fit_failed", *rfm, None, None, None, None, currency, None, run_id, at)
+        elif model_ok:
             p = lists["p_alive"][j]
             yield (cid, "ok", None, *rfm, p, lists["expected_90d"][j], lists["clv"][j], 1.0 - p, currency,
                    scored.model, run_id, at)
@@ -242,7 +257,7 @@ def refresh(session: Session, now: datetime | None = None, *, currency: str = "V
     run.status, run.reason, run.model = scored.status, scored.reason, scored.model
     run.params, run.log_likelihood = scored.params, scored.log_likelihood
     run.customers_total, run.buyers, run.repeat_buyers = written, scored.buyers, scored.repeat_buyers
-    run.customers_scored = scored.buyers if scored.status == "ok" else 0
+    run.customers_scored = scored.buyers - int(scored.degenerate.sum()) if scored.status == "ok" else 0
     run.holdout, run.diagnostics, run.notes = scored.holdout, scored.diagnostics, scored.notes
     run.finished_at = utcnow()
     session.flush()
@@ -274,6 +289,6 @@ def refresh_if_due(session: Session, now: datetime, *, currency: str, timezone: 
     from clm.analytics.scores import latest_run
 
     last = latest_run(session)
-    if last is not None and last.finished_at is not None and last.finished_at > now - every:
+    if last is not None and last.as_of > now - every:
         return 0
     return refresh(session, now, currency=currency, timezone=timezone, on_chunk=on_chunk).customers_total

@@ -99,19 +99,22 @@ def summary(scored: Scored) -> dict:
     spend = np.bincount(idx, weights=scored.monetary, minlength=len(names))
     segments = {n: {"count": int(counts[i]), "revenue": int(round(spend[i]))} for i, n in enumerate(names)}
     if scored.clv is not None:
-        value = np.bincount(idx, weights=scored.clv, minlength=len(names))
+        ok = ~scored.degenerate
+        value = np.bincount(idx[ok], weights=scored.clv[ok], minlength=len(names))
         for i, n in enumerate(names):
             segments[n]["clv"] = int(round(value[i]))
-        ordered = np.sort(scored.clv)[::-1]
+        ordered = np.sort(scored.clv[ok])[::-1]
         top = max(1, ordered.size // 10)
+        if ordered.size == 0:
+            ordered = np.zeros(1)
         out.update({
             "clv_total": int(round(ordered.sum())), "clv_mean": float(ordered.mean()),
             "clv_median": float(np.median(ordered)),
             "clv_top10_share": float(ordered[:top].sum() / ordered.sum()) if ordered.sum() > 0 else None,
-            "clv_distribution": _clv_distribution(scored.clv),
-            "expected_purchases_90d": float(scored.expected_90d.sum()),
-            "p_alive_mean": float(scored.p_alive.mean()),
-            "at_risk": int(((1 - scored.p_alive) >= 0.5).sum()),
+            "clv_distribution": _clv_distribution(ordered),
+            "expected_purchases_90d": float(scored.expected_90d[ok].sum()),
+            "p_alive_mean": float(scored.p_alive[ok].mean()) if ok.any() else None,
+            "at_risk": int(((1 - scored.p_alive[ok]) >= 0.5).sum()),
         })
     out["segments"] = segments
     out["revenue_total"] = int(scored.monetary.sum())
