@@ -15,7 +15,8 @@ MessageType = Literal["identify", "track", "page", "screen", "group", "alias"]
 class Message(BaseModel):
     """One call of any type. Unknown top-level fields are ignored, as Segment does."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Numbers sent as ids become strings inside pydantic-core (no Python validator per message).
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
 
     type: MessageType
     messageId: str | None = Field(None, max_length=255)
@@ -33,13 +34,6 @@ class Message(BaseModel):
     properties: dict[str, Any] = Field(default_factory=dict)
     traits: dict[str, Any] = Field(default_factory=dict)
     integrations: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("userId", "anonymousId", "previousId", "groupId", mode="before")
-    @classmethod
-    def _ids_may_be_numbers(cls, value):
-        if isinstance(value, bool):
-            raise ValueError("must be a string")
-        return str(value) if isinstance(value, int | float) else value
 
     @field_validator("context", "properties", "traits", "integrations", mode="before")
     @classmethod
