@@ -90,7 +90,7 @@ def customer_scores(customer_id: Id, request: Request, locale: Locale = "en",
 
 
 @router.get("/analytics/runs/latest", response_model=RunOut, summary="The latest analytics refresh",
-            responses=error_responses(404), dependencies=customers_read)
+            responses=error_responses(404, 422), dependencies=customers_read)
 def latest_run(session: Session = Depends(get_session)) -> RunOut:
     """The model, parameters, counts and holdout comparison of the newest finished refresh."""
     run = scores.latest_run(session)
