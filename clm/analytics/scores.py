@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -75,7 +76,8 @@ def load_orders(session: Session, currency: str, offset_days: float = 0.0, chunk
     parts = []
     result = session.execute(query.execution_options(yield_per=chunk))
     for rows in result.partitions(chunk):
-        parts.append(np.array(rows, dtype=np.float64).reshape(-1, 3))
+        # fromiter over the flattened rows: np.array on a list of Row objects is ~20x slower
+        parts.append(np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=3 * len(rows)).reshape(-1, 3))
     data = np.concatenate(parts) if parts else np.zeros((0, 3))
     return Orders(customer=data[:, 0].astype(np.int64),
                   day=np.floor(data[:, 1] + offset_days).astype(np.int64),
