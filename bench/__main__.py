@@ -1,6 +1,6 @@
 """`make bench`: every benchmark the issues name, one table of figures and ratios.
 
-python -m bench [--quick] [--only tracking,import,clv,demo,pages]
+python -m bench [--quick] [--only tracking,import,clv,demo,pages,analytics]
 Results are printed and saved to bench/out/results.json; docs/benchmarks.md records them with context.
 """
 
