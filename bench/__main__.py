@@ -27,6 +27,7 @@ SUITES = {
     "demo": "demo_bench",
     "pages": "pages_bench",
     "segments": "segments_bench",
+    "analytics": "analytics_bench",
 }
 
 
