@@ -18,6 +18,7 @@ import random
 import subprocess
 import sys
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -87,14 +88,17 @@ def four_conditions(session: Session, customers: int) -> dict:
 
 
 def _messages(n: int, user_ids: list[str], start, seed: int) -> list[dict]:
+    """`n` tracked events; message ids unique to this run (a rerun on the same database would otherwise
+    send only duplicates, which ingestion skips)."""
     rng = random.Random(seed)
+    run = uuid.uuid4().hex[:12]
     out = []
     for i in range(n):
         at = start + timedelta(seconds=i)
         out.append({"type": "track", "userId": rng.choice(user_ids), "event": rng.choice(
             ["Page Browsed", "Search Made", "Wishlist Added", "Video Played"]),
             "properties": {"category": rng.choice(["skincare", "tea", "shoes"])},
-            "timestamp": at.isoformat(), "messageId": f"bench-{seed}-{i}"})
+            "timestamp": at.isoformat(), "messageId": f"bench-{run}-{seed}-{i}"})
     return out
 
 

@@ -62,6 +62,8 @@ class Context:
     # segment id -> (kind, rule tree or None for a static list); None: no such segment
     segment: Callable[[int], tuple[str, Any] | None] = lambda _id: None
     scope_ids: Sequence[int] | None = None
+    # or the ids as a selectable with an `id` column (a CTE named once however many conditions read it)
+    scope: Any = None
     _stack: list[int] = field(default_factory=list)
 
     @property
@@ -188,6 +190,8 @@ def members_query(node: Any, ctx: Context, where: sa.ColumnElement | None = None
 
 
 def _scoped(query: sa.Select, column: sa.ColumnElement, ctx: Context) -> sa.Select:
+    if ctx.scope is not None:
+        return query.where(column.in_(sa.select(ctx.scope.c.id)))
     return query.where(column.in_(list(ctx.scope_ids))) if ctx.scope_ids is not None else query
 
 

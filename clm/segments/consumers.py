@@ -46,8 +46,8 @@ def _live(session: Session, ids: set[int]) -> set[int]:
 
 def recheck_by_kind(session: Session, touched: dict[str, set[int]], now: datetime, timezone: str) -> int:
     """Re-check, for each dynamic segment, the customers touched by a kind of fact it reads."""
-    changed = 0
     everyone = touched.pop("*", set())
+    wanted = []
     for segment in _segments(session):
         deps = set(segment.depends_on or ())
         ids = set(everyone)
@@ -55,9 +55,9 @@ def recheck_by_kind(session: Session, touched: dict[str, set[int]], now: datetim
             if kind in deps:
                 ids |= customers
         if ids:
-            change = membership.recheck(session, segment, ids, now, timezone)
-            changed += change.entered + change.exited
-    return changed
+            wanted.append((segment, ids))
+    change = membership.recheck_many(session, wanted, now, timezone)
+    return change.entered + change.exited
 
 
 class OutboxConsumer:

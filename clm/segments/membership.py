@@ -8,7 +8,7 @@ second run changes nothing and emits nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -16,19 +16,23 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from clm.customers.models import Customer
+from clm.lifecycle.models import CustomerStats
 from clm.outbox.service import emit_many
-from clm.segments.compile import members_query
+from clm.segments.compile import SCORES, compile_rules, members_query, uses_scores
 from clm.segments.lookup import make_context
 from clm.segments.models import Segment, SegmentMember
 from clm.segments.rules import parse_rules
 
 _m = SegmentMember.__table__
 _c = Customer.__table__
+_s = CustomerStats.__table__
 _seg = Segment.__table__
 # Serialises membership writes across workers on PostgreSQL (a transaction-scoped advisory lock).
 _MEMBERS_LOCK = 0x636C6D_05
 CHUNK = 1000
 RANGE = 50_000
+COLUMNS = 64  # segments answered by one query
+SCOPES = 8  # distinct lists of customers named in one query (more: one list for all)
 
 
 @dataclass(frozen=True)
@@ -69,20 +73,102 @@ def apply(session: Session, segment: Any, entered: Iterable[int], exited: Iterab
 def recheck(session: Session, segment: Any, customer_ids: Iterable[int], now: datetime,
             timezone: str = "Asia/Ho_Chi_Minh") -> Change:
     """Re-check these customers against one dynamic segment."""
-    ids = sorted(set(customer_ids))
-    if not ids or segment.kind != "dynamic":
+    return recheck_many(session, [(segment, set(customer_ids))], now, timezone)
+
+
+def recheck_many(session: Session, wanted: Iterable[tuple[Any, set[int]]], now: datetime,
+                 timezone: str = "Asia/Ho_Chi_Minh") -> Change:
+    """Re-check, for each (dynamic segment, customer ids), those customers against that segment: per chunk
+    of customers one query answers every segment (a boolean column each), one query reads their current
+    members, and entries, exits, sizes and outbox events are written in bulk."""
+    wanted = [(s, set(ids)) for s, ids in wanted if ids and s.kind == "dynamic"]
+    if not wanted:
         return Change(0, 0)
     lock(session)
-    node = parse_rules(segment.rules)
+    nodes = {s.id: parse_rules(s.rules) for s, _ in wanted}
+    everyone = sorted(set().union(*(ids for _, ids in wanted)))
     entered, exited = 0, 0
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        ctx = make_context(session, now, timezone, scope_ids=chunk)
-        matched = set(session.scalars(members_query(node, ctx)))
-        current = current_members(session, segment.id, _m.c.customer_id.in_(chunk))
-        change = apply(session, segment, matched - current, current - matched, now)
-        entered, exited = entered + change.entered, exited + change.exited
+    for start in range(0, len(everyone), CHUNK):
+        chunk = everyone[start:start + CHUNK]
+        in_chunk = set(chunk)
+        todo = [(s, ids & in_chunk) for s, ids in wanted]
+        todo = [(s, ids) for s, ids in todo if ids]
+        for first in range(0, len(todo), COLUMNS):
+            group = todo[first:first + COLUMNS]
+            states = _states(session, [(s.id, nodes[s.id], ids) for s, ids in group], now, timezone)
+            changes = []
+            for k, (segment, ids) in enumerate(group):
+                changes.append((segment, {c for c in ids if states.get(c, ())[k:k + 1] == (1,)},
+                                {c for c in ids if states.get(c, ())[k:k + 1] == (2,)}))
+            change = apply_many(session, changes, now)
+            entered, exited = entered + change.entered, exited + change.exited
     return Change(entered, exited)
+
+
+def _states(session: Session, wanted: list[tuple[int, Any, set[int]]], now: datetime,
+            timezone: str) -> dict[int, tuple[int, ...]]:
+    """customer id -> one number per segment: 0 out and not a member, 1 matches but not a member (enters),
+    2 a member who no longer matches (exits), 3 a member who matches. One SELECT over these customers,
+    a column per segment; each segment's sub-queries read only the customers re-checked for it (segments
+    re-checked for the same customers share one list)."""
+    everyone = sorted(set().union(*(ids for _, _, ids in wanted)))
+    ctx = make_context(session, now, timezone, scope_ids=everyone)
+    union = sa.select(_c.c.id.label("id")).where(_c.c.id.in_(everyone)).cte("scope")
+    # numbered in the order segments name them, so that the same shape of batch is the same statement
+    # (compiled once, then taken from SQLAlchemy's cache)
+    distinct = list(dict.fromkeys(frozenset(ids) for _, _, ids in wanted))
+    scopes = {ids: sa.select(_c.c.id.label("id")).where(_c.c.id.in_(sorted(ids))).cte(f"scope{k}")
+              for k, ids in enumerate(distinct)} if 1 < len(distinct) <= SCOPES else {}
+    source = _c.outerjoin(_s, _s.c.customer_id == _c.c.id)
+    columns = []
+    for k, (segment_id, node, ids) in enumerate(wanted):
+        scope = scopes.get(frozenset(ids), union)
+        here = replace(ctx, scope=scope)
+        if uses_scores(node, here) and SCORES not in _froms(source):
+            source = source.outerjoin(SCORES, SCORES.c.customer_id == _c.c.id)
+        member = _c.c.id.in_(sa.select(_m.c.customer_id).where(
+            _m.c.segment_id == segment_id, _m.c.exited_at.is_(None), _m.c.customer_id.in_(sa.select(scope.c.id))))
+        matches = sa.and_(_c.c.merged_into_id.is_(None), compile_rules(node, here))
+        columns.append((sa.case((matches, 1), else_=0)
+                        + sa.case((member, 2), else_=0)).label(f"s{k}"))
+    # merged-away customers are read too: they match nothing, so their stays end
+    query = sa.select(_c.c.id, *columns).select_from(source).where(_c.c.id.in_(sa.select(union.c.id)))
+    return {row[0]: tuple(row[1:]) for row in session.execute(query)}
+
+
+def _froms(source: sa.FromClause) -> set:
+    out = set()
+    while isinstance(source, sa.Join):
+        out.add(source.right)
+        source = source.left
+    return out
+
+
+def apply_many(session: Session, changes: list[tuple[Any, set[int], set[int]]], now: datetime) -> Change:
+    """apply() for several segments at once: one INSERT, one UPDATE (executemany) for the exits, one for
+    the sizes, one batch of outbox events."""
+    changes = [(s, sorted(e), sorted(x)) for s, e, x in changes if e or x]
+    if not changes:
+        return Change(0, 0)
+    entries = [{"segment_id": s.id, "customer_id": cid, "entered_at": now, "exited_at": None}
+               for s, entered, _ in changes for cid in entered]
+    exits = [{"b_segment": s.id, "b_customer": cid} for s, _, exited in changes for cid in exited]
+    if entries:
+        session.execute(sa.insert(_m), entries)
+    if exits:
+        session.execute(sa.update(_m).where(_m.c.segment_id == sa.bindparam("b_segment"),
+                                            _m.c.customer_id == sa.bindparam("b_customer"),
+                                            _m.c.exited_at.is_(None)).values(exited_at=now), exits)
+    events = []
+    for s, entered, exited in changes:
+        payload = {"segment_id": s.id, "segment": s.name, "at": now.isoformat()}
+        events += [("segment.entered", cid, {**payload, "initial": False}) for cid in entered]
+        events += [("segment.exited", cid, payload) for cid in exited]
+    emit_many(session, events)
+    session.execute(sa.update(_seg).where(_seg.c.id == sa.bindparam("b_id"))
+                    .values(size=_seg.c.size + sa.bindparam("b_delta", type_=sa.Integer)),
+                    [{"b_id": s.id, "b_delta": len(e) - len(x)} for s, e, x in changes])
+    return Change(len(entries), len(exits))
 
 
 def refresh(session: Session, segment: Any, now: datetime, timezone: str = "Asia/Ho_Chi_Minh",

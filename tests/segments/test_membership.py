@@ -89,9 +89,9 @@ def test_only_the_segments_reading_a_kind_of_fact_are_rechecked(db, shop, worker
     db.commit()
     worker.run_round(now=T0)
     checked = []
-    real = membership.recheck
-    monkeypatch.setattr(membership, "recheck", lambda s, seg, ids, *a: checked.append((seg.name, set(ids)))
-                        or real(s, seg, ids, *a))
+    real = membership.recheck_many
+    monkeypatch.setattr(membership, "recheck_many", lambda s, wanted, *a: checked.extend(
+        (seg.name, set(ids)) for seg, ids in wanted) or real(s, wanted, *a))
     shop.track(an, "Video Played", at=timedelta(hours=1))
     worker.run_round(now=T0 + timedelta(hours=2))
     assert checked == []
@@ -168,3 +168,22 @@ def test_a_segment_used_by_another_cannot_be_deleted(db, shop):
     service.save_segment(db, name="B", rules={"type": "segment", "segment_id": a.id}, now=T0)
     with pytest.raises(service.SegmentInUse):
         service.delete_segment(db, a.id)
+
+
+def test_one_batch_rechecks_many_segments_each_for_its_own_customers_and_a_merged_customer_leaves(db, shop):
+    an, binh, chi = shop.customer("An", city="Huế"), shop.customer("Bình", city="Huế"), shop.customer("Chi")
+    hue = service.save_segment(db, name="Huế", rules=IN_HUE, now=T0)
+    hanoi = service.save_segment(db, name="Hà Nội", rules={**IN_HUE, "value": "Hà Nội"}, now=T0)
+    not_hue = service.save_segment(db, name="Not Huế", rules={"not": IN_HUE}, now=T0)
+    assert (members(db, hue), members(db, hanoi), members(db, not_hue)) == ({an.id, binh.id}, set(), {chi.id})
+    db.execute(sa.update(membership._c).where(membership._c.c.id.in_([an.id, chi.id])).values(city="Hà Nội"))
+    db.execute(sa.update(membership._c).where(membership._c.c.id == binh.id).values(merged_into_id=chi.id))
+    change = membership.recheck_many(db, [(hue, {an.id, binh.id}), (hanoi, {an.id}), (not_hue, {an.id, chi.id})],
+                                     T0 + timedelta(hours=1))
+    assert (members(db, hue), members(db, hanoi), members(db, not_hue)) == (set(), {an.id}, {an.id, chi.id})
+    assert change == membership.Change(entered=2, exited=2)
+    assert sorted(announced(db, "segment.exited", hue)) == sorted([an.id, binh.id])
+    db.expire_all()
+    assert (hue.size, hanoi.size, not_hue.size) == (0, 1, 2)
+    # chi now lives in Hà Nội, but was re-checked only for "Not Huế": "Hà Nội" learns of it from its own facts
+    assert chi.id not in members(db, hanoi)
