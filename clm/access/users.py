@@ -22,10 +22,11 @@ MIN_PASSWORD_LENGTH = 10
 # overview: the KPI page; customers: list, search and customer 360; analytics: the CLV, RFM, cohort and
 # model-fit pages; settings:read: see keys and users; settings:write: create and revoke keys, manage users.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"overview", "customers", "analytics", "settings:read", "settings:write"}),
-    "manager": frozenset({"overview", "customers", "analytics", "settings:read"}),
-    "marketer": frozenset({"overview", "customers", "analytics"}),
-    "sales": frozenset({"customers"}),
+    "admin": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read",
+                        "settings:write"}),
+    "manager": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read"}),
+    "marketer": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write"}),
+    "sales": frozenset({"customers", "segments:read"}),
     "agent": frozenset({"customers"}),
 }
 

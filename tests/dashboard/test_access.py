@@ -9,6 +9,7 @@ from fastapi.routing import APIRoute
 
 from clm.access.keys import create_api_key, create_write_key
 from clm.access.users import PERMISSIONS, ROLES, create_user
+from clm.segments.service import save_segment
 from clm.web.pages.base import DashboardRoute
 from tests.dashboard.conftest import PASSWORD, csrf_of, token_of
 
@@ -30,6 +31,14 @@ ROUTES = [
     ("GET", "/analytics/rfm", "analytics"),
     ("GET", "/analytics/cohorts", "analytics"),
     ("GET", "/analytics/fit", "analytics"),
+    ("GET", "/segments", "segments:read"),
+    ("GET", "/segments/{id}", "segments:read"),
+    ("GET", "/segments/new", "segments:write"),
+    ("GET", "/segments/{id}/edit", "segments:write"),
+    ("POST", "/segments/builder", "segments:write"),
+    ("POST", "/segments/builder/count", "segments:write"),
+    ("POST", "/segments/new", "segments:write"),
+    ("POST", "/segments/{id}/edit", "segments:write"),
     ("GET", "/settings", "settings:read"),
     ("POST", "/settings/api-keys", "settings:write"),
     ("POST", "/settings/api-keys/{id}/revoke", "settings:write"),
@@ -48,6 +57,10 @@ BODIES = {
     "/settings/write-keys": {"name": "website"},
     "/settings/users": {"email": "new@shop.vn", "name": "Mới", "role": "agent", "password": PASSWORD},
     "/settings/users/{id}/role": {"role": "sales"},
+    "/segments/new": {"name": "Huế", "r.kind": "group", "r.mode": "all", "r.0.kind": "cond", "r.0.type": "profile",
+                      "r.0.field": "city", "r.0.op": "eq", "r.0.value": "Huế"},
+    "/segments/{id}/edit": {"name": "Huế", "r.kind": "group", "r.mode": "all", "r.0.kind": "cond",
+                            "r.0.type": "profile", "r.0.field": "city", "r.0.op": "eq", "r.0.value": "Huế"},
 }
 guarded = pytest.mark.parametrize("method,path,needs", GUARDED, ids=[f"{m} {p}" for m, p, _ in GUARDED])
 
@@ -71,8 +84,10 @@ def target(db, shop):
     api_key, _ = create_api_key(db, "old", ["customers:read"])
     write_key, _ = create_write_key(db, "old")
     staff = create_user(db, email="target@shop.vn", name="Target", role="agent", password=PASSWORD)
+    segment = save_segment(db, name="Đà Nẵng", rules={"type": "profile", "field": "city", "op": "eq", "value": "Đà Nẵng"})
     db.commit()
-    return {"/customers/": customer.id, "/api-keys/": api_key.id, "/write-keys/": write_key.id, "/users/": staff.id}
+    return {"/customers/": customer.id, "/api-keys/": api_key.id, "/write-keys/": write_key.id, "/users/": staff.id,
+            "/segments/": segment.id}
 
 
 def call(client, method: str, template: str, target: dict):

@@ -30,6 +30,9 @@ def install(app: FastAPI, cache_ttl: float = 60.0, refresh_in_background: bool =
     from clm.analytics import pages as analytics_pages
 
     app.include_router(analytics_pages.router)  # /analytics/..., /customers/{id}/scores
+    from clm.segments import pages as segment_pages
+
+    app.include_router(segment_pages.router)  # /segments, the builder, /segments/{id}
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
