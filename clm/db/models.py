@@ -5,6 +5,7 @@ from clm.analytics import models as analytics  # noqa: F401
 from clm.commerce import models as commerce  # noqa: F401
 from clm.customers import models as customers  # noqa: F401
 from clm.db.base import Base
+from clm.jobs import models as jobs  # noqa: F401
 from clm.lifecycle import models as lifecycle  # noqa: F401
 from clm.outbox import models as outbox  # noqa: F401
 from clm.segments import models as segments  # noqa: F401

@@ -28,6 +28,12 @@ class Worker:
     def run_step(self, step: Step, now: datetime | None = None) -> int:
         """Claim and run one step in its own transaction; a failure is logged and rolled back."""
         now = now or utcnow()
+        if step.concurrent:
+            try:
+                return step.run(self.session_factory, now)
+            except Exception:
+                log.exception("worker step %s failed; it will be retried", step.name)
+                return 0
         with self.session_factory() as session:
             for_writing(session)
             try:

@@ -24,6 +24,8 @@ class Step:
     name: str
     run: Callable[[Session, datetime], int]
     every: timedelta | None = None  # None: a consumer, run every round
+    # True: run(session_factory, now) opens its own transactions, in every worker at once (the job queue)
+    concurrent: bool = False
 
 
 def build_steps(settings) -> list[Step]:
@@ -64,7 +66,16 @@ def build_steps(settings) -> list[Step]:
         # hourly check, daily work: a refresh runs when the newest one (CLI, demo or worker) is a day old
         Step("analytics.refresh", daily_scores, every=timedelta(hours=1)),
         *segment_steps(settings),
+        *job_steps(settings),
     ]
+
+
+def job_steps(settings) -> list[Step]:
+    """The durable job queue: due jobs run in every worker at once; old finished jobs are pruned."""
+    from clm.jobs.steps import prune_step, run_step
+
+    return [Step("jobs.run", run_step(settings), concurrent=True),
+            Step("jobs.prune", prune_step, every=timedelta(hours=1))]
 
 
 def segment_steps(settings) -> list[Step]:

@@ -1,0 +1,11 @@
+"""Every job kind the product runs, registered when a worker starts (no import-time side effects)."""
+
+from __future__ import annotations
+
+from clm.jobs.runner import Registry
+
+
+def build_registry(settings) -> Registry:
+    """The handlers by kind. Capabilities (journeys, channels, broadcasts) register theirs here."""
+    registry = Registry()
+    return registry
