@@ -36,26 +36,32 @@ def committed(engine):
     clean()
 
 
+def _race(session_factory, jobs: int) -> dict[str, list[int]]:
+    """Two threads run `jobs` jobs with run_due until none is left; the jobs each one ran."""
+    with session_factory() as session:
+        queue.enqueue_many(session, "count", [{} for _ in range(jobs)])
+        session.commit()
+    runs: dict[str, list[int]] = {"a": [], "b": []}
+    registry = Registry()
+    registry.register("count", lambda session, job: runs[job.locked_by].append(job.id))
+    barrier = threading.Barrier(2)
+
+    def work(name: str) -> None:
+        barrier.wait()
+        while run_due(session_factory, registry, name, limit=7):
+            pass
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return runs
+
+
 def test_two_workers_claiming_at_once_never_get_the_same_job(committed):
     for _ in range(5):
-        with committed() as session:
-            queue.enqueue_many(session, "count", [{} for _ in range(200)])
-            session.commit()
-        runs: dict[str, list[int]] = {"a": [], "b": []}
-        registry = Registry()
-        registry.register("count", lambda session, job: runs[job.locked_by].append(job.id))
-        barrier = threading.Barrier(2)
-
-        def work(name: str) -> None:
-            barrier.wait()
-            while run_due(committed, registry, name, limit=7):
-                pass
-
-        threads = [threading.Thread(target=work, args=(n,)) for n in runs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        runs = _race(committed, 200)
         assert not set(runs["a"]) & set(runs["b"])
         assert len(runs["a"]) + len(runs["b"]) == 200
         assert runs["a"] and runs["b"]  # both took part
