@@ -23,10 +23,21 @@ from .beta_geo import _NBDFamily
 __all__ = ["ParetoNBD"]
 
 _TOL = 1e-16
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(16)
+_GL_X, _GL_W = 0.5 * (_GL_X + 1.0), 0.5 * _GL_W  # on [0, 1]
+_MAX_TERMS = 2000  # past this many series terms (z near 1 with a slow ratio) the quadrature is cheaper
+_SLOPE = 6.0  # the log-integrand changes by at most about this much across one 16-node panel
+_CUT = 50.0  # the integrand is cut where a y = _CUT: the rest is below exp(-_CUT) of it
 
 
-def _hyp_series(a, b, z, want_grad=True):
+def _hyp_series(a, b, z, want_grad=True, omz=None, max_terms=None):
     r"""``log S`` and ``d log S / d(a, b, z)`` for ``S(a, b, z) = 2F1(a, b; a+1; z) / a``, ``0 <= z < 1``.
+
+    ``omz`` is ``1 - z`` computed without cancellation by the caller (``1 - z`` when omitted). Rows
+    whose series would need more than ``_MAX_TERMS`` terms (``z`` near 1 with ``b`` small against
+    ``a``: the Pareto/NBD near its degenerate limits, e.g. ``s, beta -> inf``, where the count grows
+    like ``beta``) are computed by :func:`_hyp_quadrature` instead, at a bounded cost (``max_terms``
+    overrides the limit).
 
     Uses Euler's transformation ``2F1(a, b; a+1; z) = (1-z)^(1-b) 2F1(1, e; a+1; z)`` with ``e = a+1-b``
     (``e > 0`` for both Pareto/NBD cases: ``e = r+x`` or ``s+1``): the terms ``(e)_k / (a+1)_k z^k``
@@ -43,11 +54,20 @@ def _hyp_series(a, b, z, want_grad=True):
     a = a.ravel()
     b = np.broadcast_to(np.asarray(b, dtype=np.float64), shape).ravel()
     z = np.broadcast_to(np.asarray(z, dtype=np.float64), shape).ravel()
+    omz = 1.0 - z if omz is None else np.broadcast_to(np.asarray(omz, dtype=np.float64), shape).ravel()
+    slow = _series_terms(a, b, omz) > (_MAX_TERMS if max_terms is None else max_terms)
+    if slow.any():
+        out = np.empty((4, a.size))
+        out[:, slow] = _hyp_quadrature(a[slow], b[slow], omz[slow], want_grad)
+        fast = ~slow
+        if fast.any():
+            out[:, fast] = _hyp_series(a[fast], b[fast], z[fast], want_grad, omz[fast]).reshape(4, -1)
+        return out.reshape((4,) + shape)
     n = a.size
     order = None
     if n > 1 and np.any(z[1:] > z[:-1]):
         order = np.argsort(-z, kind="stable")
-        a, b, z = a[order], b[order], z[order]
+        a, b, z, omz = a[order], b[order], z[order], omz[order]
     ee, a1 = a + 1.0 - b, a + 1.0
     G, c = np.ones(n), np.ones(n)
     Ga, Gb, Gz, ha, hb = (np.zeros(n) for _ in range(5))  # dG/da, dG/db, dG/dz and running harmonic sums
@@ -80,17 +100,75 @@ def _hyp_series(a, b, z, want_grad=True):
                     k, ee[sl], a1[sl], z[sl], c[sl], G[sl], Ga[sl], Gb[sl], Gz[sl], ha[sl], hb[sl], want_grad)
                 act = 0
     out = np.empty((4, n))
-    l1z = np.log1p(-z)
+    l1z = np.log(omz)
     out[0] = (1.0 - b) * l1z + np.log(G) - np.log(a)
     if want_grad:
         out[1] = Ga / G - 1.0 / a
         out[2] = Gb / G - l1z
-        out[3] = (b - 1.0) / (1.0 - z) + Gz / G
+        out[3] = (b - 1.0) / omz + Gz / G
     if order is not None:
         back = np.empty_like(out)
         back[:, order] = out
         out = back
     return out.reshape((4,) + shape)
+
+
+def _series_terms(a, b, omz):
+    """Upper estimate of the number of terms the series of :func:`_hyp_series` needs (``omz = 1 - z``)."""
+    with np.errstate(divide="ignore", over="ignore"):
+        need = 37.0 - np.log(omz)
+        by_z = need / -np.log1p(-omz)  # z^k alone
+        by_ratio = (a + 1.0) * np.expm1(np.minimum(need / b, 700.0))  # prod (1 - b/(a+1+j)) alone
+    return np.minimum(by_z, by_ratio)
+
+
+def _hyp_quadrature(a, b, omz, want_grad=True):
+    r"""``log S`` and its derivatives as in :func:`_hyp_series`, by Gauss-Legendre quadrature.
+
+    ``S(a, b, z) = int_0^1 u^(a-1) (1-zu)^(-b) du = int_0^inf e^(-a y) (1 - z e^(-y))^(-b) dy``
+    (``u = e^(-y)``). Near ``y = 0`` the second factor behaves like ``(1-z+y)^(-b)``, so the
+    variable is ``w = log(1 + y/(1-z))``: in ``w`` the log-integrand has a bounded slope
+    ``1 - b g(y) - a y'`` with ``0 < g <= 1`` (``y' = dy/dw = 1-z+y``), up to the cut ``a y = 50``.
+    Panels of 16 nodes are laid so that the log-integrand changes by at most about 6 across each
+    (``3/(1+b)`` wide for the power part, narrower where the ``e^(-a y)`` cut sets in). Derivatives
+    are the quadrature of the differentiated integrand: ``d log S/da = -<y>``,
+    ``d log S/db = -<log(1 - z e^-y)>``, ``d log S/dz = b <e^-y / (1 - z e^-y)>``.
+    Cost: a few hundred nodes per row, whatever the number of series terms would be.
+    """
+    a, b, omz = (np.asarray(v, dtype=np.float64).ravel() for v in (a, b, omz))
+    n = a.size
+    w_max = np.log1p(_CUT / (a * omz))
+    h_pow = np.minimum(1.0, _SLOPE / (1.0 + b))  # and at most 1: g(y) turns from 1 to 0 over about 1 in w
+    edges = [np.zeros(n)]
+    w = edges[0]
+    while True:
+        done = w >= w_max
+        if done.all():
+            break
+        cut = a * omz * np.expm1(w)  # a y at the panel's left end: the cut adds a (y' e^h - y') across it
+        h = np.minimum(h_pow, np.log1p(_SLOPE / np.maximum(cut + a * omz, 1e-300)))
+        w = np.minimum(w + h, w_max)
+        edges.append(w)
+    E = np.stack(edges, axis=1)  # (n, panels + 1), padded with w_max: empty panels weigh nothing
+    width = np.diff(E, axis=1)
+    wn = E[:, :-1, None] + width[:, :, None] * _GL_X  # nodes (n, panels, 16)
+    om = omz[:, None, None]
+    em1 = np.expm1(wn)
+    y = om * em1
+    q = -np.expm1(-y) + om * np.exp(-y)  # 1 - z e^-y without cancellation
+    lq = np.log(q)
+    logf = -a[:, None, None] * y - b[:, None, None] * lq + np.log(om * (em1 + 1.0))  # with dy/dw
+    top = logf.max(axis=(1, 2), keepdims=True)
+    p = np.exp(logf - top) * (width[:, :, None] * _GL_W)
+    tot = p.sum(axis=(1, 2))
+    out = np.empty((4, n))
+    out[0] = top[:, 0, 0] + np.log(tot)
+    if want_grad:
+        p /= tot[:, None, None]
+        out[1] = -(p * y).sum(axis=(1, 2))
+        out[2] = -(p * lq).sum(axis=(1, 2))
+        out[3] = b * (p * (np.exp(-y) / q)).sum(axis=(1, 2))
+    return out
 
 
 def _series_tail(k, e, a1, z, c, G, Ga, Gb, Gz, ha, hb, want_grad):
@@ -197,10 +275,10 @@ class ParetoNBD(_NBDFamily):
         for xs, ts, inv in (p1, p2):
             a = r + s + xs
             if case1:
-                b, z = s + 1.0, (alpha - beta) / (alpha + ts)
+                b, z, omz = s + 1.0, (alpha - beta) / (alpha + ts), (beta + ts) / (alpha + ts)
             else:
-                b, z = r + xs, (beta - alpha) / (beta + ts)
-            ser = _hyp_series(a, b, z, want_grad)
+                b, z, omz = r + xs, (beta - alpha) / (beta + ts), (alpha + ts) / (beta + ts)
+            ser = _hyp_series(a, b, z, want_grad, omz)
             lmt = np.log(m + ts)
             L = ser[0] - a * lmt
             sides.append((xs, ts, inv, a, ser, lmt, L))
