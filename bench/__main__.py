@@ -28,6 +28,7 @@ SUITES = {
     "pages": "pages_bench",
     "segments": "segments_bench",
     "analytics": "analytics_bench",
+    "jobs": "jobs_bench",
 }
 
 
