@@ -12,12 +12,15 @@ from clm.analytics import pages as analytics_pages
 from clm.analytics.models import REASONS
 from clm.analytics.rfm import SEGMENTS
 from clm.customers.models import IDENTITY_KINDS
+from clm.segments import builder
+from clm.segments import pages as segments_pages
 from clm.web import i18n
 from clm.web.messages import MESSAGES
 from clm.web.pages.metrics import STAGES
 
 WEB = Path(i18n.__file__).parent
-SOURCES = [*WEB.glob("templates/**/*.html"), *WEB.glob("pages/*.py"), Path(analytics_pages.__file__)]
+SOURCES = [*WEB.glob("templates/**/*.html"), *WEB.glob("pages/*.py"), Path(analytics_pages.__file__),
+           Path(segments_pages.__file__), Path(builder.__file__)]
 LITERAL = re.compile(r"""\bt\(\s*["']([a-z_.]+)["']""")  # t("a.b") but not t("role." ~ x): see FAMILIES
 FAMILIES = {
     "role.": ROLES, "stage.": STAGES, "identity.": IDENTITY_KINDS, "gender.": ("male", "female", "other"),
@@ -27,6 +30,7 @@ FAMILIES = {
     "analytics.tab.": analytics_pages.TABS, "scores.reason.": REASONS,
     "segment.": tuple(analytics_pages.segment_key(s) for s in SEGMENTS),
     "segment_help.": tuple(analytics_pages.segment_key(s) for s in SEGMENTS),
+    "segments.kind.": ("dynamic", "static"), "segments.mode.": builder.MODES, "segments.type.": builder.TYPES,
 }
 
 
