@@ -26,7 +26,8 @@ def _sqlite_begin(conn) -> None:
 
 def for_writing(session: Session) -> Session:
     """Mark `session`'s transaction as a writer before its first statement (SQLite: BEGIN IMMEDIATE)."""
-    session.connection(execution_options={"clm_writing": True})
+    if session.get_transaction() is None:  # later is too late: the transaction has begun already
+        session.connection(execution_options={"clm_writing": True})
     return session
 
 
