@@ -103,7 +103,10 @@ def _reset_postgres(url: str) -> None:
     admin.dispose()
 
 
-def http_rate(backend: str, events: list[dict], concurrency: int = 8, workers: int = 1) -> float:
+def http_rate(backend: str, events: list[dict], concurrency: int = 8, workers: int = 1,
+              with_worker: bool = False) -> float:
+    """Events/s accepted over HTTP. Without `with_worker` the server only ingests (reactions run in
+    `clm worker` processes, as in production); with it, the in-process worker reacts at the same time."""
     tmp = tempfile.mkdtemp(prefix="clm-bench-")
     url = f"sqlite:///{tmp}/bench.db" if backend == "sqlite" else PG_URL
     if backend == "postgres":
@@ -111,7 +114,8 @@ def http_rate(backend: str, events: list[dict], concurrency: int = 8, workers: i
     env = {**os.environ, "CLM_DATABASE_URL": url, "CLM_LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT)}
     key = _clm(env, "write-keys", "create", "--name", "bench").split("\n")[1].strip()
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "clm.cli", "serve", "--port", str(port), "--workers", str(workers)], env=env)
+    server = subprocess.Popen([sys.executable, "-m", "clm.cli", "serve", "--port", str(port), "--workers", str(workers),
+                               *([] if with_worker else ["--no-worker"])], env=env)
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(300):
@@ -205,10 +209,13 @@ def run(quick: bool = False, backends: tuple[str, ...] = ("sqlite", "postgres"))
         if backend == "postgres" and not _postgres_available():
             print(f"postgres skipped: cannot reach {PG_URL} (set CLM_BENCH_POSTGRES_URL)")
             continue
-        api = http_rate(backend, events)
         raw = driver_rate(backend, events)
-        rows.append({"benchmark": "tracking /v1/batch (100 events/request)", "backend": backend, "events": n,
-                     "events_per_s": round(api), "driver_events_per_s": round(raw), "ratio": round(api / raw, 3)})
+        for with_worker in (False, True):
+            api = http_rate(backend, events, with_worker=with_worker)
+            rows.append({"benchmark": "tracking /v1/batch (100 events/request)"
+                         + (", in-process worker reacting" if with_worker else ""),
+                         "backend": backend, "events": n, "events_per_s": round(api),
+                         "driver_events_per_s": round(raw), "ratio": round(api / raw, 3)})
     return rows
 
 
