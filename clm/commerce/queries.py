@@ -26,14 +26,7 @@ def list_orders(session: Session, *, customer_id: int | None = None, status: str
         query = query.where(Order.placed_at >= as_utc(since))
     if until is not None:
         query = query.where(Order.placed_at < as_utc(until))
-    position = cursor.read(after, datetime, int)
-    if position:
-        query = query.where(cursor.newest_first(Order.placed_at, Order.id, *position))
-    rows = list(session.scalars(query.order_by(Order.placed_at.desc(), Order.id.desc()).limit(limit + 1)))
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], cursor.encode(last.placed_at, last.id)
+    return cursor.page_newest_first(session, query, Order.placed_at, Order.id, after, limit)
 
 
 def get_order(session: Session, order_id: int) -> tuple[Order, list[OrderItem]]:

@@ -65,3 +65,19 @@ def read(token: str | None, *types: type) -> tuple | None:
         return decode(token, *types)
     except InvalidCursor as exc:
         raise FieldError("cursor", str(exc)) from None
+
+
+def page_newest_first(session, query: sa.Select, time_col, id_col, after: str | None, limit: int):
+    """One page of `query`'s rows ordered by time then id, newest first, and the next page's cursor.
+
+    `after` is the previous page's `next` cursor (or None for the first page); the next cursor is None
+    on the last page.
+    """
+    position = read(after, datetime, int)
+    if position:
+        query = query.where(newest_first(time_col, id_col, *position))
+    rows = list(session.scalars(query.order_by(time_col.desc(), id_col.desc()).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode(getattr(last, time_col.key), getattr(last, id_col.key))

@@ -30,11 +30,4 @@ def list_events(session: Session, *, customer_id: int | None = None, name: str |
         query = query.where(Event.timestamp >= as_utc(since))
     if until is not None:
         query = query.where(Event.timestamp < as_utc(until))
-    position = cursor.read(after, datetime, int)
-    if position:
-        query = query.where(cursor.newest_first(Event.timestamp, Event.id, *position))
-    rows = list(session.scalars(query.order_by(Event.timestamp.desc(), Event.id.desc()).limit(limit + 1)))
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], cursor.encode(last.timestamp, last.id)
+    return cursor.page_newest_first(session, query, Event.timestamp, Event.id, after, limit)
