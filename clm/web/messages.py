@@ -40,6 +40,9 @@ EN: dict[str, str] = {
     "stage.at_risk": "At risk",
     "stage.churned": "Churned",
     "overview.title": "Overview",
+    "overview.preparing.title": "Preparing the figures",
+    "overview.preparing.body": "The server has just started and is adding up your customers and orders. "
+                               "This page reloads by itself in a moment.",
     "overview.kpi.customers": "Customers",
     "overview.kpi.new_this_week": "{n} new this week",
     "overview.kpi.revenue": "Revenue",
@@ -356,6 +359,9 @@ VI: dict[str, str] = {
     "stage.at_risk": "Có nguy cơ rời bỏ",
     "stage.churned": "Đã rời bỏ",
     "overview.title": "Tổng quan",
+    "overview.preparing.title": "Đang tính số liệu",
+    "overview.preparing.body": "Máy chủ vừa khởi động và đang tổng hợp khách hàng, đơn hàng của bạn. "
+                               "Trang sẽ tự tải lại sau giây lát.",
     "overview.kpi.customers": "Khách hàng",
     "overview.kpi.new_this_week": "{n} khách mới tuần này",
     "overview.kpi.revenue": "Doanh thu",

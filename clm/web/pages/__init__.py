@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from pathlib import Path
 
@@ -45,17 +44,12 @@ def warm_up(app: FastAPI) -> threading.Thread:
 
     def run() -> None:
         cache = app.state.dashboard_cache
-        try:
-            with app.state.session_factory() as session:
-                cache.get_or_compute(
-                    ("overview", settings.timezone, settings.default_currency),
-                    lambda s: metrics.overview(s, tz=settings.timezone, currency=settings.default_currency,
-                                               now=app.state.dashboard_clock()),
-                    session,
-                )
-                cache.get_or_compute(("funnel",), metrics.funnel, session)
-        except Exception:  # a page computes its figures itself if warming failed
-            logging.getLogger("clm.web").exception("warming the dashboard figures failed")
+        overview = lambda s: metrics.overview(s, tz=settings.timezone, currency=settings.default_currency,  # noqa: E731
+                                              now=app.state.dashboard_clock())
+        for key, compute in ((("overview", settings.timezone, settings.default_currency), overview),
+                             (("funnel",), metrics.funnel)):
+            if cache.peek(key) is None and cache.claim(key):  # a page may have started it already
+                cache.compute_now(key, compute)  # logs and keeps going if it fails
 
     thread = threading.Thread(target=run, name="clm-dashboard-warm-up", daemon=True)
     thread.start()

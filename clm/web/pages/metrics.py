@@ -60,6 +60,29 @@ class TTLCache:
             self._values[key] = (self.clock(), value)
         return value
 
+    def peek(self, key: Any) -> Any:
+        """The value held for `key`, fresh or stale, or None; never computes."""
+        with self._lock:
+            hit = self._values.get(key)
+        return None if hit is None else hit[1]
+
+    def claim(self, key: Any) -> bool:
+        """Mark `key` as being computed; False when someone already is (then leave it to them)."""
+        with self._lock:
+            if key in self._refreshing or self.session_factory is None:
+                return False
+            self._refreshing.add(key)
+            return True
+
+    def compute_now(self, key: Any, compute: Callable[[Session], Any]) -> None:
+        """Compute a claimed `key` in this thread with a session of its own, then release the claim."""
+        self._refresh(key, compute)
+
+    def compute_in_background(self, key: Any, compute: Callable[[Session], Any]) -> None:
+        """Start computing `key` with a session of its own, unless that is already under way."""
+        if self.claim(key):
+            threading.Thread(target=self._refresh, args=(key, compute), daemon=True).start()
+
     def _refresh(self, key: Any, compute: Callable[[Session], Any]) -> None:
         try:
             with self.session_factory() as session:

@@ -29,10 +29,15 @@ def home(user=Depends(require_login)):
 def overview(request: Request, user=Depends(require("overview")), db: Session = Depends(get_session)):
     settings = request.app.state.settings
     clock = request.app.state.dashboard_clock
-    m = request.app.state.dashboard_cache.get_or_compute(
-        ("overview", settings.timezone, settings.default_currency),
-        lambda s: metrics.overview(s, tz=settings.timezone, currency=settings.default_currency, now=clock()), db,
-    )
+    key = ("overview", settings.timezone, settings.default_currency)
+    compute = lambda s: metrics.overview(s, tz=settings.timezone, currency=settings.default_currency, now=clock())  # noqa: E731
+    cache = request.app.state.dashboard_cache
+    if settings.dashboard_warm_up and cache.peek(key) is None:
+        # The figures are being computed (the server has just started): never hold the page up for
+        # them; show that they are coming and reload in a moment.
+        cache.compute_in_background(key, compute)
+        return render(request, "overview_pending.html")
+    m = cache.get_or_compute(key, compute, db)
     locale = i18n.pick_locale(request, user)
     fmt = i18n.Formatter(locale, settings.timezone)
     names = i18n.stage_namer(locale)
