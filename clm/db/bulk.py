@@ -83,3 +83,19 @@ def insert_rows(session: Session, table: sa.Table, columns: Sequence[str], rows:
     sql, converters = _statement(table, tuple(columns), dialect, f" {on_conflict}" if on_conflict else "")
     params = [tuple(conv(v) for conv, v in zip(converters, row, strict=True)) for row in rows]
     session.connection().exec_driver_sql(sql, params)
+
+
+def executemany(session: Session, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run one fixed statement (written by the caller, `?` placeholders) for every row, via the driver.
+
+    Datetimes in `rows` are converted as the column types would (UTC text on SQLite). The SQL must not
+    contain a literal `?`: placeholders become `%s` on PostgreSQL.
+    """
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        rows = [tuple(_sqlite_time(v) if isinstance(v, datetime) else v for v in row) for row in rows]
+    else:
+        sql = sql.replace("?", "%s")
+    session.connection().exec_driver_sql(sql, list(rows))

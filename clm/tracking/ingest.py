@@ -27,7 +27,7 @@ from clm.commerce.service import record_orders, record_refund, upsert_products
 from clm.customers.identity import IdentityResolver, Key
 from clm.customers.models import Customer
 from clm.customers.profile import apply_profile, normalize_email, phone_e164, read_traits
-from clm.db.bulk import insert_rows
+from clm.db.bulk import executemany, insert_rows
 from clm.lib.clock import as_utc
 from clm.lib.errors import FieldError
 from clm.outbox.service import emit_many
@@ -38,6 +38,13 @@ _events = Event.__table__
 _daily = EventDaily.__table__
 _EVENT_COLUMNS = ("message_id", "customer_id", "type", "name", "properties", "context", "timestamp",
                   "received_at", "source")
+# One fixed statement per request, straight through the driver: it runs for most customers of a batch.
+_SEEN_UPDATE = (
+    "UPDATE customers SET"
+    " last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < ? THEN ? ELSE last_seen_at END,"
+    " first_seen_at = CASE WHEN first_seen_at IS NULL OR first_seen_at > ? THEN ? ELSE first_seen_at END"
+    " WHERE id = ?"
+)
 _DAILY_UPSERT = 'ON CONFLICT (customer_id, name, day) DO UPDATE SET count = event_daily.count + excluded.count'
 _VERIFIED_FLAGS = {"email": ("email_verified", "emailVerified"), "phone": ("phone_verified", "phoneVerified")}
 _EXTERNAL_KINDS = {"zalo": "zalo", "zalo_id": "zalo", "facebook": "facebook", "facebook_id": "facebook",
@@ -218,18 +225,7 @@ def _apply_profiles(session: Session, items: list[_Item], created: set[int]) -> 
             if changed:
                 changes.append(("customer.updated", cid, {"fields": changed}))
     session.flush()
-    table = Customer.__table__  # Core executemany: no per-object ORM work on the hot path
-    if last_seen:
-        first, last = sa.bindparam("first"), sa.bindparam("last")
-        session.execute(
-            sa.update(table).where(table.c.id == sa.bindparam("cid")).values(
-                last_seen_at=sa.case((sa.or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < last), last),
-                                     else_=table.c.last_seen_at),
-                first_seen_at=sa.case((sa.or_(table.c.first_seen_at.is_(None), table.c.first_seen_at > first), first),
-                                      else_=table.c.first_seen_at),
-            ),
-            [{"cid": c, "last": t, "first": first_seen[c]} for c, t in last_seen.items()],
-        )
+    executemany(session, _SEEN_UPDATE, [(t, t, first_seen[c], first_seen[c], c) for c, t in last_seen.items()])
     emit_many(session, changes)
 
 
