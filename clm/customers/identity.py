@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from clm.customers.merge import merge_many
 from clm.customers.models import Customer, Identity
-from clm.db.bulk import insert_rows
+from clm.db.bulk import allocate_ids, insert_rows
 from clm.lib.clock import utcnow
 from clm.outbox.service import emit_many
 
@@ -154,12 +154,11 @@ class IdentityResolver:
         if self._pending:
             now = utcnow()
             placeholders = list(self._pending)
-            rows = [{"traits": {}, "search_text": "", "created_at": now, "updated_at": now,
-                     "first_seen_at": self._pending[p][0] or now, "last_seen_at": self._pending[p][1] or now}
-                    for p in placeholders]
-            ids = self.session.execute(
-                sa.insert(_customers).returning(_customers.c.id, sort_by_parameter_order=True), rows
-            ).scalars().all()
+            ids = allocate_ids(self.session, _customers, len(placeholders))
+            insert_rows(self.session, _customers,
+                        ("id", "traits", "search_text", "created_at", "updated_at", "first_seen_at", "last_seen_at"),
+                        [(i, {}, "", now, now, self._pending[p][0] or now, self._pending[p][1] or now)
+                         for i, p in zip(ids, placeholders, strict=True)])
             for placeholder, real in zip(placeholders, ids, strict=True):
                 self._redirect[placeholder] = real
             self.created.extend(ids)

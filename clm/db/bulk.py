@@ -99,3 +99,23 @@ def executemany(session: Session, sql: str, rows: Sequence[Sequence[Any]]) -> No
     else:
         sql = sql.replace("?", "%s")
     session.connection().exec_driver_sql(sql, list(rows))
+
+
+def allocate_ids(session: Session, table: sa.Table, count: int) -> list[int]:
+    """`count` fresh primary keys for `table`, so rows can be inserted in bulk without RETURNING.
+
+    PostgreSQL draws them from the column's sequence (safe with any number of writers). SQLite has one
+    writer at a time: inside the caller's write transaction, the ids after the current maximum are
+    free, and are the ones SQLite itself would give; a concurrent writer outside the transaction
+    would fail with an IntegrityError, which callers already retry.
+    """
+    if count <= 0:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(
+            sa.select(sa.func.nextval(sa.func.pg_get_serial_sequence(table.name, "id")))
+            .select_from(sa.func.generate_series(1, count))
+        ).scalars().all()
+        return list(rows)
+    start = session.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))).scalar_one()
+    return list(range(start + 1, start + 1 + count))
