@@ -19,7 +19,7 @@ from clm.customers.profile import apply_profile, read_traits
 from clm.imports.mapping import Mapping
 from clm.imports.readers import Row
 from clm.imports.report import Rejection
-from clm.imports.service import Unit, Written, rejection
+from clm.imports.service import Unit, Written, one_unit_per_row
 from clm.lib.errors import FieldError
 from clm.outbox.service import emit_many
 
@@ -46,16 +46,7 @@ class CustomerImporter:
         return None
 
     def prepare(self, rows: list[Row]) -> tuple[list[Unit], list[Rejection]]:
-        units, rejected = [], []
-        for row in rows:
-            if row.error:
-                rejected.append(rejection(row, None, row.error))
-                continue
-            try:
-                units.append(Unit([row], self.parse(row)))
-            except FieldError as exc:
-                rejected.append(rejection(row, self._column(exc.field), exc.message))
-        return units, rejected
+        return one_unit_per_row(rows, self.parse, self._column)
 
     def parse(self, row: Row) -> CustomerRow:
         ours, extra = self.mapping.read(row.values)

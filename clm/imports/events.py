@@ -18,7 +18,7 @@ from clm.customers.profile import normalize_email, phone_e164
 from clm.imports.mapping import Mapping
 from clm.imports.readers import Row
 from clm.imports.report import Rejection
-from clm.imports.service import Unit, Written, rejection
+from clm.imports.service import Unit, Written, one_unit_per_row, rejection
 from clm.imports.values import json_object, parse_time
 from clm.lib.clock import utcnow
 from clm.lib.errors import FieldError
@@ -55,16 +55,7 @@ class EventImporter:
         return None
 
     def prepare(self, rows: list[Row]) -> tuple[list[Unit], list[Rejection]]:
-        units, rejected = [], []
-        for row in rows:
-            if row.error:
-                rejected.append(rejection(row, None, row.error))
-                continue
-            try:
-                units.append(Unit([row], self.message(row)))
-            except FieldError as exc:
-                rejected.append(rejection(row, self.mapping.column(exc.field) if exc.field else None, exc.message))
-        return units, rejected
+        return one_unit_per_row(rows, self.message, lambda field: self.mapping.column(field) if field else None)
 
     def message(self, row: Row) -> dict[str, Any]:
         """The Segment track message for a row."""

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from clm.db.engine import for_writing
 from clm.imports.readers import Row, RowSource
 from clm.imports.report import ErrorReport, Rejection
+from clm.lib.errors import FieldError
 
 DEFAULT_CHUNK = 2000
 
@@ -69,6 +70,22 @@ class Summary:
 
 def rejection(row: Row, column: str | None, reason: str) -> Rejection:
     return Rejection(row.line, column, reason, row.values)
+
+
+def one_unit_per_row(rows: list[Row], parse: Callable[[Row], Any],
+                     column_of: Callable[[str | None], str | None]) -> tuple[list[Unit], list[Rejection]]:
+    """For importers where each row stands alone: parse every row into a unit, or reject it naming the
+    file's column (`column_of` maps our field to it) and the problem."""
+    units, rejected = [], []
+    for row in rows:
+        if row.error:
+            rejected.append(rejection(row, None, row.error))
+            continue
+        try:
+            units.append(Unit([row], parse(row)))
+        except FieldError as exc:
+            rejected.append(rejection(row, column_of(exc.field), exc.message))
+    return units, rejected
 
 
 def chunks(rows: Iterator[Row], size: int, group_of: Callable[[Row], Any]) -> Iterator[list[Row]]:
