@@ -67,6 +67,10 @@ def test_the_cohort_page_shows_retention_and_revenue_heatmaps(as_role, scored):
     html = as_role("manager").get("/analytics/cohorts").text
     assert "Retention by acquisition month" in html and "Revenue by acquisition month (VND)" in html
     assert "100.0%" in html  # month 0 of every cohort
+    retention, revenue = html.split("Revenue by acquisition month")
+    assert retention.count('<table class="heatmap cohorts">') == 1
+    filled = re.findall(r'<td class="heat-[^"n][^"]*">([^<]+)</td>', revenue)
+    assert filled and "%" not in filled[0]  # the revenue heatmap has its own (money) cells
 
 
 def test_the_fit_page_shows_the_histogram_tracking_and_parameters(as_role, scored):
