@@ -78,9 +78,10 @@ class BatchWriter:
     def _write_group(self, jobs: list[tuple[list[_Item], Future]]) -> None:
         try:
             fresh = self._store([it for items, _ in jobs for it in items])
-        except Exception:
+        except Exception as exc:
             if len(jobs) == 1:
-                self._fail(jobs[0][1])
+                log.error("storing tracked messages failed: %s", exc.__class__.__name__)
+                jobs[0][1].set_exception(exc)
                 return
             # Something in one request broke the shared transaction: retry each alone so that only
             # the request at fault gets the error.
@@ -111,11 +112,3 @@ class BatchWriter:
             finally:
                 session.close()
         raise AssertionError("unreachable")
-
-    @staticmethod
-    def _fail(future: Future) -> None:
-        import sys
-
-        exc = sys.exc_info()[1]
-        log.error("storing tracked messages failed: %s", exc.__class__.__name__)
-        future.set_exception(exc)
