@@ -1,0 +1,1 @@
+"""One module per provider; each speaks that provider's documented wire format (see base.py)."""
