@@ -46,6 +46,51 @@ class Settings(BaseSettings):
         60, ge=1, description="How often the worker moves customers whom time alone moves (at risk, churned)."
     )
 
+    # Messaging providers (docs/channels.md, "Providers"). A provider without its credentials is off.
+    provider_timeout_seconds: float = Field(
+        10.0, gt=0, description="Seconds clm waits for an SMS, Zalo, Messenger or webhook provider to answer."
+    )
+    sms_provider: str | None = Field(
+        None, description="The SMS gateway that sends the sms channel: esms or speedsms (unset: the one configured)."
+    )
+    esms_api_key: SecretStr | None = Field(None, description="eSMS.vn ApiKey.")
+    esms_secret_key: SecretStr | None = Field(None, description="eSMS.vn SecretKey.")
+    esms_brandname: str | None = Field(None, description="The brandname registered with eSMS (SmsType 2).")
+    esms_url: str = Field("https://rest.esms.vn", description="eSMS API base URL (tests point it at a local server).")
+    esms_sandbox: bool = Field(False, description="eSMS sandbox: accepted, neither delivered nor charged.")
+    esms_unicode: bool = Field(False, description="Keep Vietnamese diacritics in eSMS messages (costs more).")
+    esms_callback_url: str | None = Field(
+        None, description="URL eSMS calls with delivery reports: https://<your host>/hooks/esms/<CLM_HOOKS_TOKEN>."
+    )
+    speedsms_token: SecretStr | None = Field(None, description="SpeedSMS.vn API access token.")
+    speedsms_sender: str | None = Field(None, description="SpeedSMS sender: the brandname (or device id for type 5).")
+    speedsms_sms_type: int = Field(
+        3, ge=1, le=8, description="SpeedSMS sms_type: 2 customer care, 3 brandname, 4 default brandname..."
+    )
+    speedsms_url: str = Field("https://api.speedsms.vn/index.php", description="SpeedSMS API base URL.")
+    zalo_access_token: SecretStr | None = Field(None, description="Zalo OA access token for ZNS template messages.")
+    zalo_zns_url: str = Field("https://business.openapi.zalo.me", description="Zalo ZNS API base URL.")
+    zalo_app_id: str | None = Field(None, description="Zalo app id: inbound webhooks from another app are refused.")
+    zalo_oa_secret_key: SecretStr | None = Field(
+        None, description="Zalo OA secret key (webhook settings, not the app secret): verifies X-ZEvent-Signature."
+    )
+    messenger_page_token: SecretStr | None = Field(None, description="Facebook Page access token (Send API).")
+    messenger_graph_url: str = Field(
+        "https://graph.facebook.com/v25.0", description="Graph API base URL, with its version."
+    )
+    messenger_app_secret: SecretStr | None = Field(
+        None, description="Facebook app secret: verifies X-Hub-Signature-256 on Messenger webhooks."
+    )
+    messenger_verify_token: SecretStr | None = Field(
+        None, description="The verify token typed into Meta's webhook settings (GET handshake)."
+    )
+    webhook_signing_secret: SecretStr | None = Field(
+        None, description="Signs outgoing webhooks (X-Clm-Signature, HMAC-SHA256 over timestamp.body)."
+    )
+    hooks_token: SecretStr | None = Field(
+        None, description="Secret path segment of the eSMS and SpeedSMS report URLs (/hooks/esms/<token>)."
+    )
+
 
 def _read_secret_files(values: dict) -> dict:
     """`CLM_<NAME>_FILE=/run/secrets/x` reads a secret from a file (Docker/Kubernetes secrets)."""
