@@ -2,6 +2,7 @@
 
 from clm.access import models as access  # noqa: F401
 from clm.analytics import models as analytics  # noqa: F401
+from clm.channels import models as channels  # noqa: F401
 from clm.commerce import models as commerce  # noqa: F401
 from clm.customers import models as customers  # noqa: F401
 from clm.db.base import Base
