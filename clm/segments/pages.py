@@ -62,18 +62,29 @@ def _vocabulary(locale: str) -> dict[str, Any]:
     def field(kind: str, key: str) -> str:
         return words.get(f"order_{key}", key) if kind == "orders" else fields.get(key, key)
 
+    def choices(options: tuple[str, ...], *current: str) -> list[str]:
+        """The usual options, plus a value a saved tree holds that is not among them (kept, not lost)."""
+        return list(dict.fromkeys([*options, *(c for c in current if c)]))
+
     return {"types": builder.TYPES, "modes": builder.MODES, "fields_of": builder.fields_of, "ops_of": builder.ops_of,
             "op_name": op, "field_name": field, "stages": STAGES, "channels": CHANNELS, "purposes": PURPOSES,
-            "no_value": builder.NO_VALUE}
+            "no_value": builder.NO_VALUE, "json_types": builder.JSON_TYPES, "windows": builder.WINDOWS,
+            "targets": builder.TARGETS, "traits": builder.TRAITS, "choices": choices}
 
 
-def _preview(request: Request, db: Session, tree: dict, locale: str) -> dict[str, Any]:
+def _segment_choices(db: Session, editing: int | None) -> list[tuple[int, str]]:
+    """The segments a condition may refer to (not the one being edited: that would be a cycle)."""
+    rows = db.execute(sa.select(service.Segment.id, service.Segment.name).order_by(service.Segment.name)).all()
+    return [(i, name) for i, name in rows if i != editing]
+
+
+def _preview(request: Request, db: Session, tree: dict, locale: str, editing: int | None = None) -> dict[str, Any]:
     """The count and the one-line text of the tree now, or the validation error (with its path)."""
     settings = request.app.state.settings
-    rules = builder.to_rules(tree)
     try:
+        rules = builder.to_rules(tree)
         count = service.count_preview(db, rules, now=request.app.state.dashboard_clock(), timezone=settings.timezone)
-        node = service.check_tree(db, rules)
+        node = service.check_tree(db, rules, editing)
         names = dict(db.execute(sa.select(service.Segment.id, service.Segment.name)).all())
         return {"count": count, "text": render_rules(node, locale, names), "error": None, "error_path": None}
     except FieldError as exc:
@@ -84,13 +95,18 @@ def _preview(request: Request, db: Session, tree: dict, locale: str) -> dict[str
 def _builder(request: Request, db: Session, user, tree: dict, segment=None, name: str = "", description: str = "",
              partial: bool = False, status_code: int = 200, save_error: str | None = None):
     locale = _locale(request, user)
+    editing = segment.id if segment else None
+    segments = _segment_choices(db, editing)
+    for node in builder.walk(tree):
+        if node["type"] == "segment" and not node["segment_id"] and segments:
+            node["segment_id"] = str(segments[0][0])  # what the select shows first is what is counted
     builder.annotate(tree)
-    preview = _preview(request, db, tree, locale)
+    preview = _preview(request, db, tree, locale, editing)
     if save_error:
         preview["error"] = save_error
     return render(request, "segments/_builder.html" if partial else "segments/builder.html", status_code=status_code,
                   tree=tree, segment=segment, seg_name=name, description=description, preview=preview,
-                  v=_vocabulary(locale))
+                  v=_vocabulary(locale), segments=segments)
 
 
 @router.get("/segments")
@@ -122,8 +138,17 @@ def builder_fragment(request: Request, form: dict = Depends(form_data), user=Dep
                      db: Session = Depends(get_session)):
     """The builder re-rendered after a change (a field picked, a condition added or removed)."""
     tree = builder.act(builder.from_form(form), str(form.get("action", "")))
-    return _builder(request, db, user, tree, name=str(form.get("name", "")),
+    return _builder(request, db, user, tree, segment=_editing(db, form), name=str(form.get("name", "")),
                     description=str(form.get("description", "")), partial=True)
+
+
+def _editing(db: Session, form: dict):
+    """The saved segment the builder edits (its id travels in the form), or None for a new one."""
+    value = str(form.get("segment_id", ""))
+    if not value.isdigit():
+        return None
+    segment = db.get(service.Segment, int(value))
+    return segment if segment is not None and segment.kind == "dynamic" else None
 
 
 @router.post("/segments/builder/count")
@@ -131,7 +156,9 @@ def count_fragment(request: Request, form: dict = Depends(form_data), user=Depen
                    db: Session = Depends(get_session)):
     """Only the live count and the one-line text (while a value is being typed: the inputs keep focus)."""
     tree = builder.annotate(builder.from_form(form))
-    return render(request, "segments/_preview.html", preview=_preview(request, db, tree, _locale(request, user)))
+    segment = _editing(db, form)
+    return render(request, "segments/_preview.html",
+                  preview=_preview(request, db, tree, _locale(request, user), segment.id if segment else None))
 
 
 def _save(request: Request, form: dict, user, db: Session, segment=None):

@@ -31,6 +31,7 @@ FAMILIES = {
     "segment.": tuple(analytics_pages.segment_key(s) for s in SEGMENTS),
     "segment_help.": tuple(analytics_pages.segment_key(s) for s in SEGMENTS),
     "segments.kind.": ("dynamic", "static"), "segments.mode.": builder.MODES, "segments.type.": builder.TYPES,
+    "segments.jtype.": builder.JSON_TYPES, "segments.window.": builder.WINDOWS, "segments.target.": builder.TARGETS,
 }
 
 

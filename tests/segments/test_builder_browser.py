@@ -80,3 +80,68 @@ def test_a_marketer_builds_a_two_condition_segment_sees_its_count_change_and_sav
     page.go_back()
     page.wait_for_function("() => window.Chart && Chart.getChart('chart-size')")
     assert page.problems == []
+
+
+def test_a_marketer_builds_a_segment_from_an_event_with_a_property_filter_and_a_custom_trait(page, server_url, db,
+                                                                                            user_factory):  # noqa: F811
+    from playwright.sync_api import expect
+
+    from clm.tracking.ingest import ingest
+
+    now = utcnow()
+    seed_shop(db, now)
+    ingest(db, [{"type": "identify", "userId": "u-an", "messageId": "tier-an", "traits": {"tier": "gold"}},
+                {"type": "identify", "userId": "u-cuong", "messageId": "tier-cuong", "traits": {"tier": "silver"}}],
+           received_at=now)
+    db.commit()
+    user_factory("marketer", email="lan@shop.vn")
+    page.goto(f"{server_url}/segments/new")
+    page.get_by_label("Email").fill("lan@shop.vn")
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{server_url}/segments/new")
+
+    def rebuilt(action):
+        page.evaluate("document.getElementById('builder').dataset.old = 'yes'")
+        action()
+        page.wait_for_function("() => { const f = document.getElementById('builder');"
+                               " return f && !f.dataset.old && !f.classList.contains('htmx-settling'); }")
+
+    page.locator("input[name=name]").fill("Big recent gold orders")
+    rebuilt(lambda: page.locator("select[name='r.0.type']").select_option("event"))
+    page.locator("input[name='r.0.name']").press_sequentially("Order Completed")
+    expect(page.locator("#rules-text")).to_contain_text("Order Completed")
+    rebuilt(lambda: page.get_by_role("button", name="+ Property filter").click())
+    page.locator("input[name='r.0.where.0.property']").press_sequentially("total")
+    rebuilt(lambda: page.locator("select[name='r.0.where.0.jtype']").select_option("number"))
+    rebuilt(lambda: page.locator("select[name='r.0.where.0.op']").select_option("gte"))
+    page.locator("input[name='r.0.where.0.value']").press_sequentially("800000")
+    expect(page.locator("#count")).to_have_text("2")  # An (890,000 three days ago) and Cường (2,150,000)
+    expect(page.locator("#rules-text")).to_contain_text("total ≥ 800000")
+
+    rebuilt(lambda: page.get_by_role("button", name="+ Condition").click())
+    rebuilt(lambda: page.locator("select[name='r.1.field']").select_option("traits"))
+    page.locator("input[name='r.1.trait']").press_sequentially("tier")
+    page.locator("input[name='r.1.value']").press_sequentially("gold")
+    expect(page.locator("#count")).to_have_text("1")  # of the two, only An is gold
+    expect(page.locator("#rules-text")).to_contain_text("trait tier is “gold”")
+
+    rebuilt(lambda: page.get_by_role("button", name="+ Condition").click())
+    rebuilt(lambda: page.locator("select[name='r.2.type']").select_option("stage"))
+    expect(page.locator("input[name='r.2.stages'][value=retention]")).to_be_checked()
+    rebuilt(lambda: page.locator("select[name='r.2.op']").select_option("not_in"))
+    expect(page.locator("#count")).to_have_text("0")  # An is in retention
+    rebuilt(lambda: page.locator("input[name='r.2.stages'][value=retention]").uncheck())
+    rebuilt(lambda: page.locator("input[name='r.2.stages'][value=churned]").check())
+    expect(page.locator("#count")).to_have_text("1")
+    expect(page.locator("#rules-text")).to_contain_text("stage is not churned")
+
+    page.get_by_role("button", name="Save segment").click()
+    expect(page).to_have_url(re.compile(rf"{server_url}/segments/\d+$"))
+    expect(page.locator("#size")).to_have_text("1")
+    expect(page.get_by_role("link", name="Nguyễn Văn An")).to_be_visible()
+    page.get_by_role("link", name="Edit").click()  # the saved tree opens in the builder as it was built
+    expect(page.locator("input[name='r.0.where.0.value']")).to_have_value("800000")
+    expect(page.locator("input[name='r.1.trait']")).to_have_value("tier")
+    expect(page.locator("#count")).to_have_text("1")
+    assert page.problems == []
