@@ -1,0 +1,127 @@
+"""Zalo ZNS template messages sent to a phone number.
+
+Wire format: ../shared/design/PROVIDERS.md section 3. The OA access token goes in a custom
+``access_token`` header; Zalo answers HTTP 200 with ``error`` in the body (0 is success). The phone
+is sent as ``84xxxxxxxxx``; ``tracking_id`` is the message's idempotency key, which the delivery
+webhook (``user_received_message``) hands back next to ``msg_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from clm.channels.adapters.base import Outgoing, PermanentError, SendResult, TransientError
+from clm.channels.adapters.http import ProviderClient, json_body, vn_international
+
+SEND_PATH = "/message/template"
+TOKEN_EXPIRED = -124
+_TRACKING_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,48}$")
+
+# Errors about the app, the OA or Zalo itself: retried (they pass once the setup is fixed).
+_ACCOUNT_CODES = {
+    -100: "Zalo had an unknown error",
+    -101: "the Zalo application is invalid",
+    -102: "the Zalo application does not exist",
+    -103: "the Zalo application is not activated",
+    -104: "the Zalo app secret key is invalid",
+    -105: "the Zalo application is not linked to an OA",
+    TOKEN_EXPIRED: "the Zalo access token is invalid or expired: refresh CLM_ZALO_ACCESS_TOKEN",
+}
+_MESSAGE_CODES = {
+    -106: "Zalo does not support this method",
+    -107: "the message id is invalid",
+    -108: "the phone number is not valid for Zalo",
+    -109: "the ZNS template id is not valid",
+    -110: "the recipient's Zalo version cannot show ZNS messages",
+    -111: "the ZNS template data is empty",
+    -114: "the recipient is inactive on Zalo or refused the message",
+    -118: "the phone number has no Zalo account",
+}
+
+
+@dataclass
+class ZaloZnsAdapter:
+    access_token: str
+    url: str = "https://business.openapi.zalo.me"
+    timeout: float = 10.0
+    # Called once when Zalo says the token expired; returns a fresh token (or None if it cannot).
+    refresh_token: Callable[[], str | None] | None = None
+    channel: str = "zalo"
+    _token: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.http = ProviderClient("Zalo", self.timeout)
+        self._token = self.access_token
+
+    def request_body(self, message: Outgoing) -> dict:
+        template_id = message.data.get("template_id")
+        if not template_id:
+            raise PermanentError("a ZNS message needs a template id (data.template_id)", code="no_template")
+        template_data = message.data.get("template_data") or {}
+        if not isinstance(template_data, dict):
+            raise PermanentError("ZNS template data must be an object of parameter -> value", code="bad_template_data")
+        return {
+            "phone": vn_international(message.to, "Zalo ZNS"),
+            "template_id": str(template_id),
+            "template_data": {str(k): _text(v) for k, v in template_data.items()},
+            "tracking_id": tracking_id(message.idempotency_key),
+        }
+
+    def send(self, message: Outgoing) -> SendResult:
+        body = self.request_body(message)
+        answer = self._post(body)
+        if answer.get("error") == TOKEN_EXPIRED and self.refresh_token is not None:
+            fresh = self.refresh_token()
+            if fresh:
+                self._token = fresh
+                answer = self._post(body)
+        return read_answer(answer)
+
+    def _post(self, body: dict) -> dict:
+        response = self.http.request("POST", self.url.rstrip("/") + SEND_PATH, json=body,
+                                     headers={"access_token": self._token})
+        answer = json_body(response)
+        if response.status_code == 429:
+            raise TransientError("Zalo is rate limiting requests", code=429)
+        if answer is None or "error" not in answer:
+            raise TransientError(f"Zalo answered HTTP {response.status_code} without an error code",
+                                 code="bad_answer")
+        return answer
+
+
+def tracking_id(idempotency_key: str) -> str:
+    """Zalo asks for at most 48 characters without special ones: other keys become a stable digest."""
+    if _TRACKING_ID.match(idempotency_key):
+        return idempotency_key
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:48]
+
+
+def read_answer(answer: dict[str, Any]) -> SendResult:
+    try:
+        code = int(answer.get("error"))
+    except (TypeError, ValueError):
+        raise TransientError("Zalo answered without a numeric error code", code="bad_answer") from None
+    message = str(answer.get("message") or "")
+    if code == 0:
+        data = answer.get("data") or {}
+        msg_id = data.get("msg_id")
+        return SendResult(provider_id=None if msg_id is None else str(msg_id), status="sent",
+                          detail={"provider": "zalo", "sent_time": data.get("sent_time"),
+                                  "quota": data.get("quota")})
+    said = f"Zalo {code}: {message}" if message else f"Zalo {code}"
+    if code in _ACCOUNT_CODES or "quota" in message.lower():
+        reason = _ACCOUNT_CODES.get(code, "the OA is out of ZNS quota for today")
+        raise TransientError(f"{reason} ({said})", code=code)
+    raise PermanentError(f"{_MESSAGE_CODES.get(code, 'Zalo refused the message')} ({said})", code=code)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
