@@ -45,6 +45,26 @@ class Settings(BaseSettings):
     lifecycle_sweep_minutes: int = Field(
         60, ge=1, description="How often the worker moves customers whom time alone moves (at risk, churned)."
     )
+    smtp_url: SecretStr | None = Field(
+        None, description="Outgoing mail server: smtp://user:pass@host:587?starttls=1, or smtps://host:465 "
+                          "(add verify=0 only for a test server with a self-signed certificate). Unset: no email.",
+    )
+    email_from: str = Field("clm <no-reply@localhost>", description="The From of every email the shop sends.")
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="The address customers reach clm at: open pixels, click links and unsubscribe pages use it.",
+    )
+    tracking_secret: SecretStr | None = Field(
+        None, description="Signs tracking, unsubscribe and preference links (HMAC). Unset: derived from CLM_SECRET_KEY.",
+    )
+    default_locale: str = Field("vi", description="Language of messages to customers with no locale trait: vi or en.")
+    marketing_cap: int = Field(3, ge=0, description="At most this many marketing messages per customer per window.")
+    marketing_cap_days: int = Field(7, ge=1, description="The frequency cap's window in days.")
+    quiet_hours: str = Field(
+        "21:00-08:00",
+        description="Marketing is not sent in these hours (business time zone); messages wait for the end. Empty: none.",
+    )
+    send_max_attempts: int = Field(8, ge=1, description="Tries per message before a transient error becomes a failure.")
 
     # Messaging providers (docs/channels.md, "Providers"). A provider without its credentials is off.
     provider_timeout_seconds: float = Field(

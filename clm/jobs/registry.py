@@ -8,4 +8,7 @@ from clm.jobs.runner import Registry
 def build_registry(settings) -> Registry:
     """The handlers by kind. Capabilities (journeys, channels, broadcasts) register theirs here."""
     registry = Registry()
+    from clm.channels.sending import send_handler
+
+    registry.register("channels.send", send_handler(settings))
     return registry

@@ -1,0 +1,191 @@
+"""Email over SMTP (CLM_SMTP_URL): multipart text + HTML, a stable Message-ID, RFC 8058 one-click unsubscribe.
+
+URL forms: ``smtp://host:25`` (plain), ``smtp://user:pass@host:587?starttls=1`` (STARTTLS, then AUTH),
+``smtps://user:pass@host:465`` (TLS from the first byte). ``verify=0`` turns certificate checks off (a
+test server with a self-signed certificate only); ``cafile=/path.pem`` trusts a private CA; ``timeout=``
+seconds (default 30). User and password are percent-decoded.
+
+SMTP answers map to the adapter errors: 4xx and network failures are transient (retried), 5xx permanent;
+a recipient refused with 5xx (5.1.x: no such mailbox) is a hard bounce (the address is suppressed).
+SMTP has no idempotency key, so email is sent at most once across worker crashes (see clm.channels.sending).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import smtplib
+import ssl
+import threading
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from clm.channels.adapters.base import Outgoing, PermanentError, SendResult, TransientError
+from clm.lib.clock import utcnow
+
+
+class HardBounce(PermanentError):
+    """The receiving server says the mailbox does not exist: the address is suppressed (hard_bounce)."""
+
+    hard_bounce = True
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    ssl: bool = False
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    verify: bool = True
+    cafile: str | None = None
+    timeout: float = 30.0
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpConfig:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError("CLM_SMTP_URL must start with smtp:// or smtps://")
+        if not parts.hostname:
+            raise ValueError("CLM_SMTP_URL names no host: smtp://host:587")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        secure = parts.scheme == "smtps"
+        return cls(
+            host=parts.hostname, port=parts.port or (465 if secure else 25), ssl=secure,
+            starttls=query.get("starttls", "0").lower() in ("1", "true", "yes"),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            verify=query.get("verify", "1").lower() not in ("0", "false", "no"),
+            cafile=query.get("cafile"), timeout=float(query.get("timeout", 30)),
+        )
+
+    def tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.cafile)
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+
+def message_id_for(idempotency_key: str, sender: str) -> str:
+    """A Message-ID derived from the idempotency key: the same message always carries the same id."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "clm.invalid"
+    return f"<{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}@{domain}>"
+
+
+def build_email(message: Outgoing, sender: str) -> EmailMessage:
+    """The MIME message: text/plain, and multipart/alternative with text/html when there is HTML."""
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = Address(addr_spec=message.to)
+    mail["Subject"] = message.subject or ""
+    mail["Date"] = format_datetime(utcnow())
+    mail["Message-ID"] = message_id_for(message.idempotency_key, sender)
+    for name, value in message.headers.items():
+        mail[name] = value
+    mail.set_content(message.text or "", cte="quoted-printable")
+    if message.html:
+        mail.add_alternative(message.html, subtype="html", cte="quoted-printable")
+    return mail
+
+
+class EmailAdapter:
+    """Sends through one SMTP connection kept open between messages (reopened when the server drops it)."""
+
+    channel = "email"
+    idempotent = False  # SMTP accepts a message twice: never retried after an interrupted send
+
+    def __init__(self, url: str, sender: str):
+        self.config = SmtpConfig.from_url(url)
+        self.sender = sender
+        self._smtp: smtplib.SMTP | None = None
+        self._lock = threading.Lock()
+
+    def _connect(self) -> smtplib.SMTP:
+        c = self.config
+        if c.ssl:
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout, context=c.tls_context())
+        else:
+            smtp = smtplib.SMTP(c.host, c.port, timeout=c.timeout)
+        smtp.ehlo()
+        if c.starttls:
+            smtp.starttls(context=c.tls_context())
+            smtp.ehlo()
+        if c.username:
+            smtp.login(c.username, c.password or "")
+        return smtp
+
+    def close(self) -> None:
+        with self._lock:
+            if self._smtp is not None:
+                try:
+                    self._smtp.quit()
+                except (smtplib.SMTPException, OSError):
+                    pass
+                self._smtp = None
+
+    def send(self, message: Outgoing) -> SendResult:
+        mail = build_email(message, self.sender)
+        envelope_from = parseaddr(self.sender)[1]
+        with self._lock:
+            try:
+                return self._send(mail, envelope_from, message.to)
+            except smtplib.SMTPServerDisconnected:
+                # A kept connection the server closed while idle: one fresh attempt. The message was not
+                # accepted (acceptance is the reply to DATA, which a dropped connection never gave).
+                self._smtp = None
+                try:
+                    return self._send(mail, envelope_from, message.to)
+                except smtplib.SMTPServerDisconnected as exc:
+                    self._smtp = None
+                    raise TransientError(f"the mail server closed the connection: {exc}") from exc
+
+    def _send(self, mail: EmailMessage, envelope_from: str, to: str) -> SendResult:
+        try:
+            if self._smtp is None:
+                self._smtp = self._connect()
+            self._smtp.send_message(mail, from_addr=envelope_from, to_addrs=[to])
+        except smtplib.SMTPServerDisconnected:
+            raise
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            raise _error(code, text, recipient=True) from exc
+        except smtplib.SMTPAuthenticationError as exc:
+            self._drop()
+            raise TransientError(f"the mail server refused the login ({exc.smtp_code}): check CLM_SMTP_URL",
+                                 exc.smtp_code) from exc
+        except smtplib.SMTPResponseException as exc:  # sender refused, data refused, ...
+            self._reset()
+            raise _error(exc.smtp_code, exc.smtp_error) from exc
+        except (TimeoutError, smtplib.SMTPException, ssl.SSLError, OSError) as exc:
+            self._drop()
+            raise TransientError(f"cannot reach the mail server {self.config.host}:{self.config.port}: {exc}") from exc
+        return SendResult(provider_id=mail["Message-ID"], status="sent")
+
+    def _reset(self) -> None:
+        try:
+            if self._smtp is not None:
+                self._smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+
+    def _drop(self) -> None:
+        try:
+            if self._smtp is not None:
+                self._smtp.close()
+        finally:
+            self._smtp = None
+
+
+def _error(code: int, text: bytes | str, recipient: bool = False) -> Exception:
+    reason = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    reason = f"the mail server answered {code}: {reason}"
+    if 400 <= code < 500:
+        return TransientError(reason, code)
+    # 550/551/553 on RCPT, or an enhanced status 5.1.x (bad mailbox/address): the address is dead.
+    if recipient and (code in (550, 551, 553) or " 5.1." in f" {reason}"):
+        return HardBounce(reason, code)
+    return PermanentError(reason, code)

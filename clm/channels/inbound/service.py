@@ -1,0 +1,58 @@
+"""One entry point per provider: parse its payload, then record reports and replies in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from clm.channels.inbound.replies import Reply, record_replies
+from clm.channels.inbound.reports import Read, Report, apply_read, apply_report
+
+
+@dataclass
+class Parsed:
+    """What one webhook delivery carried."""
+
+    reports: list[Report] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
+    reads: list[Read] = field(default_factory=list)
+    ignored: int = 0
+
+
+@dataclass
+class Outcome:
+    """What was recorded: the webhook's answer body."""
+
+    updated: int = 0  # messages whose status moved
+    unmatched: int = 0  # reports about messages clm does not know
+    replies: int = 0  # new Message Received events
+    ignored: int = 0
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return {"ok": True, "updated": self.updated, "unmatched": self.unmatched, "replies": self.replies,
+                "ignored": self.ignored}
+
+
+def record(session: Session, parsed: Parsed) -> Outcome:
+    """Apply a parsed delivery in the caller's transaction (the caller commits)."""
+    outcome = Outcome(ignored=parsed.ignored)
+    for report in parsed.reports:
+        moved = apply_report(session, report)
+        if moved is None:
+            outcome.unmatched += 1
+        elif moved:
+            outcome.updated += 1
+    outcome.replies = record_replies(session, parsed.replies)
+    for read in parsed.reads:
+        outcome.updated += apply_read(session, read)
+    return outcome
+
+
+def from_millis(value) -> datetime | None:
+    """Epoch milliseconds (a number or a string, as Zalo and Meta send them) as an aware UTC time."""
+    try:
+        return datetime.fromtimestamp(int(value) / 1000, UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
