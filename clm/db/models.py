@@ -7,7 +7,9 @@ from clm.commerce import models as commerce  # noqa: F401
 from clm.customers import models as customers  # noqa: F401
 from clm.db.base import Base
 from clm.jobs import models as jobs  # noqa: F401
+from clm.journeys import models as journeys  # noqa: F401
 from clm.lifecycle import models as lifecycle  # noqa: F401
+from clm.loyalty import models as loyalty  # noqa: F401
 from clm.outbox import models as outbox  # noqa: F401
 from clm.segments import models as segments  # noqa: F401
 from clm.tracking import models as tracking  # noqa: F401

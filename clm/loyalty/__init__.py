@@ -1,0 +1,1 @@
+"""The loyalty program: a points ledger of expiring lots, earning rules, tiers, rewards, referrals."""
