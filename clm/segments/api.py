@@ -173,10 +173,10 @@ def delete(segment_id: Id, session: Session = Depends(get_session)) -> Response:
             dependencies=[read], responses=error_responses(404, 422))
 def members(segment_id: Id, after: Annotated[int | None, Query(ge=0)] = None,
             limit: Annotated[int, Query(ge=1, le=500)] = 100, session: Session = Depends(get_session)) -> MemberPage:
-    rows = service.members_page(session, segment_id, after, limit)
+    rows, after_next = service.next_after(service.members_page(session, segment_id, after, limit + 1), limit)
     return MemberPage(data=[MemberOut(customer_id=r.id, full_name=r.full_name, email=r.email, phone=r.phone,
                                       city=r.city, lifecycle_stage=r.lifecycle_stage, entered_at=r.entered_at)
-                            for r in rows], next=rows[-1].id if len(rows) == limit else None)
+                            for r in rows], next=after_next)
 
 
 @router.post("/{segment_id}/members", response_model=ListChanged, summary="Add to / remove from a static segment",

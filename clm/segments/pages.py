@@ -194,8 +194,26 @@ def update(request: Request, segment_id: int, form: dict = Depends(form_data), u
     return _save(request, form, user, db, segment)
 
 
+@router.get("/segments/{segment_id}/members")
+def members_fragment(request: Request, segment_id: int, after: int | None = None, user=Depends(read),
+                     db: Session = Depends(get_session)):
+    """The next page of members as table rows for HTMX to put in place of the "next" row."""
+    try:
+        rows, after_next = _members(db, segment_id, after)
+    except NotFound:
+        return not_found_page(request)
+    return render(request, "segments/_members.html", segment_id=segment_id, members=rows, after_next=after_next,
+                  page_size=MEMBERS)
+
+
+def _members(db: Session, segment_id: int, after: int | None) -> tuple[list, int | None]:
+    return service.next_after(service.members_page(db, segment_id, after if after and after > 0 else None,
+                                                   MEMBERS + 1), MEMBERS)
+
+
 @router.get("/segments/{segment_id}")
-def segment_page(request: Request, segment_id: int, user=Depends(read), db: Session = Depends(get_session)):
+def segment_page(request: Request, segment_id: int, after: int | None = None, user=Depends(read),
+                 db: Session = Depends(get_session)):
     try:
         segment = service.get_segment(db, segment_id)
     except NotFound:
@@ -205,8 +223,10 @@ def segment_page(request: Request, segment_id: int, user=Depends(read), db: Sess
     now = request.app.state.dashboard_clock()
     days = [now - timedelta(days=k) for k in range(HISTORY_DAYS - 1, -1, -1)]
     sizes = service.size_over_time(db, segment_id, days)
+    members, after_next = _members(db, segment_id, after)
     return render(request, "segments/segment.html", segment=segment, text=_text(segment, locale, db),
-                  figures=figures(db, segment_id), members=service.members_page(db, segment_id, limit=MEMBERS),
+                  figures=figures(db, segment_id), members=members, after_next=after_next, after=after,
+                  segment_id=segment_id, page_size=MEMBERS,
                   currency=request.app.state.settings.default_currency,
                   chart_data={"size": {"labels": [fmt.date(d) for d in days], "values": sizes}})
 

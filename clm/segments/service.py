@@ -212,7 +212,8 @@ def count_preview(session: Session, rules: Any, now: datetime | None = None,
 
 
 def members_page(session: Session, segment_id: int, after: int | None = None, limit: int = 50) -> list[sa.Row]:
-    """Current members by customer id (keyset paging): id, names, email, phone, city, stage, entered_at."""
+    """Current members by customer id (keyset paging): id, names, email, phone, city, stage, entered_at.
+    Ask for one more than a page to know whether another page follows (see `next_after`)."""
     get_segment(session, segment_id)
     query = (sa.select(_c.c.id, _c.c.full_name, _c.c.email, _c.c.phone, _c.c.city, _c.c.lifecycle_stage,
                        _m.c.entered_at)
@@ -221,6 +222,11 @@ def members_page(session: Session, segment_id: int, after: int | None = None, li
     if after is not None:
         query = query.where(_m.c.customer_id > after)
     return list(session.execute(query))
+
+
+def next_after(rows: list[sa.Row], limit: int) -> tuple[list[sa.Row], int | None]:
+    """A page of `limit` rows out of `limit + 1` read, and the cursor of the next page (None: the last)."""
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
 
 
 def export_csv(session: Session, segment_id: int, fields: list[str]) -> Iterator[str]:

@@ -35,6 +35,7 @@ ROUTES = [
     ("GET", "/segments/{id}", "segments:read"),
     ("GET", "/segments/new", "segments:write"),
     ("GET", "/segments/{id}/edit", "segments:write"),
+    ("GET", "/segments/{id}/members", "segments:read"),
     ("POST", "/segments/builder", "segments:write"),
     ("POST", "/segments/builder/count", "segments:write"),
     ("POST", "/segments/new", "segments:write"),

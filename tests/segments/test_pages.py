@@ -52,3 +52,27 @@ def test_a_saved_segment_opens_for_sales_in_vietnamese_and_a_static_list_says_it
     assert "Danh sách cố định" in listing.text and "VIP tay" in listing.text
     assert "Danh sách cố định: thêm thành viên" in client.get(f"/segments/{static.id}").text
     assert client.get(f"/segments/{dynamic.id}/edit").status_code == 403
+
+
+def test_the_members_table_pages_past_the_first_fifty_and_links_to_each_customer(db, as_role):  # noqa: F811
+    import re
+
+    from clm.customers.models import Customer
+
+    people = [Customer(full_name=f"Khách {i:03d}", city="Huế") for i in range(57)]
+    db.add_all(people)
+    db.flush()
+    segment = service.save_segment(db, name="Huế", rules={"type": "profile", "field": "city", "op": "eq",
+                                                           "value": "Huế"})
+    db.commit()
+    client = as_role("sales")
+    page = client.get(f"/segments/{segment.id}")
+    ids = sorted(p.id for p in people)
+    assert page.text.count('href="/customers/') == 50 and f'href="/customers/{ids[49]}"' in page.text
+    nxt = re.search(r'hx-get="(/segments/\d+/members\?after=(\d+))"', page.text)
+    assert nxt and int(nxt[2]) == ids[49]
+    more = client.get(nxt[1])
+    assert more.status_code == 200 and more.text.count('href="/customers/') == 7
+    assert f'href="/customers/{ids[50]}"' in more.text and "members-more" not in more.text  # the last page
+    plain = client.get(f"/segments/{segment.id}?after={ids[49]}")  # the link without HTMX
+    assert plain.text.count('href="/customers/') == 7 and "Back to the first page" in plain.text
