@@ -52,6 +52,8 @@ class EsmsAdapter:
     callback_url: str | None = None
     timeout: float = 10.0
     channel: str = "sms"
+    provider = "esms"
+    idempotent = True  # a repeated RequestId is refused (code 124) within the day
 
     def __post_init__(self) -> None:
         self.http = ProviderClient("eSMS", self.timeout)

@@ -81,6 +81,8 @@ class MessengerAdapter:
     graph_url: str = "https://graph.facebook.com/v25.0"
     timeout: float = 10.0
     channel: str = "messenger"
+    provider = "messenger"
+    idempotent = False
 
     def __post_init__(self) -> None:
         self.http = ProviderClient("Messenger", self.timeout)

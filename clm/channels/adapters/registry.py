@@ -16,9 +16,52 @@ def build_adapters(settings) -> dict[str, Adapter]:
         from clm.channels.adapters.email import EmailAdapter
 
         adapters["email"] = EmailAdapter(settings.smtp_url.get_secret_value(), settings.email_from)
+    adapters.update(_provider_adapters(settings))
+    return adapters
+
+
+def _secret(value) -> str | None:
+    return value.get_secret_value() if value is not None and value.get_secret_value() else None
+
+
+def _provider_adapters(settings) -> dict[str, Adapter]:
+    """SMS (eSMS or SpeedSMS), Zalo ZNS, Messenger and outgoing webhooks (docs/channels.md, Providers)."""
+    from clm.channels.adapters.esms import EsmsAdapter
+    from clm.channels.adapters.messenger import MessengerAdapter
+    from clm.channels.adapters.speedsms import SpeedSmsAdapter
+    from clm.channels.adapters.webhook import WebhookAdapter
+    from clm.channels.adapters.zalo import ZaloZnsAdapter
+
+    timeout = settings.provider_timeout_seconds
+    adapters: dict[str, Adapter] = {}
+    esms_ready = bool(_secret(settings.esms_api_key) and _secret(settings.esms_secret_key) and settings.esms_brandname)
+    speedsms_ready = bool(_secret(settings.speedsms_token))
+    choice = settings.sms_provider or ("esms" if esms_ready else "speedsms" if speedsms_ready else None)
+    if choice not in (None, "esms", "speedsms"):
+        raise ValueError(f"CLM_SMS_PROVIDER must be esms or speedsms, not {choice!r}")
+    if choice == "esms" and esms_ready:
+        adapters["sms"] = EsmsAdapter(_secret(settings.esms_api_key), _secret(settings.esms_secret_key),
+                                      settings.esms_brandname, url=settings.esms_url, sandbox=settings.esms_sandbox,
+                                      unicode=settings.esms_unicode, callback_url=settings.esms_callback_url,
+                                      timeout=timeout)
+    elif choice == "speedsms" and speedsms_ready:
+        adapters["sms"] = SpeedSmsAdapter(_secret(settings.speedsms_token), settings.speedsms_sender or "",
+                                          settings.speedsms_sms_type, url=settings.speedsms_url, timeout=timeout)
+    if _secret(settings.zalo_access_token):
+        adapters["zalo"] = ZaloZnsAdapter(_secret(settings.zalo_access_token), url=settings.zalo_zns_url,
+                                          timeout=timeout)
+    if _secret(settings.messenger_page_token):
+        adapters["messenger"] = MessengerAdapter(_secret(settings.messenger_page_token),
+                                                 graph_url=settings.messenger_graph_url, timeout=timeout)
+    if _secret(settings.webhook_signing_secret):
+        adapters["webhook"] = WebhookAdapter(_secret(settings.webhook_signing_secret), timeout=timeout)
     return adapters
 
 
 SETTING_HINTS = {
     "email": "set CLM_SMTP_URL (smtp://user:pass@host:587?starttls=1)",
+    "sms": "set CLM_ESMS_API_KEY, CLM_ESMS_SECRET_KEY and CLM_ESMS_BRANDNAME, or CLM_SPEEDSMS_TOKEN",
+    "zalo": "set CLM_ZALO_ACCESS_TOKEN (the OA access token)",
+    "messenger": "set CLM_MESSENGER_PAGE_TOKEN (the Page access token)",
+    "webhook": "set CLM_WEBHOOK_SIGNING_SECRET",
 }

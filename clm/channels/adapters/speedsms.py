@@ -38,6 +38,8 @@ class SpeedSmsAdapter:
     url: str = "https://api.speedsms.vn/index.php"
     timeout: float = 10.0
     channel: str = "sms"
+    provider = "speedsms"
+    idempotent = False  # no idempotency key: a resend is a second SMS
 
     def __post_init__(self) -> None:
         if not 1 <= self.sms_type <= 8:

@@ -57,6 +57,8 @@ class WebhookAdapter:
     secret: str
     timeout: float = 10.0
     channel: str = "webhook"
+    provider = "webhook"
+    idempotent = True  # receivers deduplicate on X-Clm-Idempotency-Key
 
     def __post_init__(self) -> None:
         self.http = ProviderClient("the webhook receiver", self.timeout)

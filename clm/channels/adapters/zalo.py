@@ -51,6 +51,9 @@ class ZaloZnsAdapter:
     # Called once when Zalo says the token expired; returns a fresh token (or None if it cannot).
     refresh_token: Callable[[], str | None] | None = None
     channel: str = "zalo"
+    provider = "zalo"
+    # tracking_id is for reconciliation; Zalo does not document refusing a repeated one.
+    idempotent = False
     _token: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -40,7 +40,7 @@ def esms(query: dict[str, str]) -> Parsed:
     return parsed
 
 
-def speedsms(body: Any, raw: bytes) -> Parsed:
+def speedsms(body: Any) -> Parsed:
     """SpeedSMS webhook: ``{"type": "report", "tranId", "phone", "status"}`` (0 delivered) or
     ``{"type": "incoming", "phone", "content"}``."""
     parsed = Parsed()

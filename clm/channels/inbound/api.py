@@ -1,0 +1,112 @@
+"""The webhook endpoints providers call: /hooks/esms, /hooks/speedsms, /hooks/zalo, /hooks/messenger.
+
+Thin: check the provider's signature (or the secret URL token) over the raw bytes, parse, record in
+one transaction, answer 200. A bad signature is a 401 JSON error and nothing is stored; a provider
+that is not configured answers 404 naming the setting, so a misrouted webhook is visible.
+"""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import SecretStr
+from starlette.concurrency import run_in_threadpool
+
+from clm.channels.inbound import payloads, signatures
+from clm.channels.inbound.service import Parsed, record
+from clm.web.errors import ApiError
+
+router = APIRouter(prefix="/hooks", tags=["provider webhooks"], include_in_schema=False)
+MAX_BODY = 5 * 1024 * 1024  # Messenger batches up to 1000 updates
+
+
+def _secret(request: Request, name: str) -> str:
+    value: SecretStr | None = getattr(request.app.state.settings, name)
+    if value is None or not value.get_secret_value():
+        raise ApiError(404, "not_configured", f"this webhook is off: set CLM_{name.upper()}")
+    return value.get_secret_value()
+
+
+async def _raw(request: Request) -> bytes:
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY // 1024 // 1024} MB")
+    return bytes(raw)
+
+
+def _json(raw: bytes):
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+
+
+async def _record(request: Request, parsed: Parsed) -> JSONResponse:
+    def work():
+        with request.app.state.session_factory() as session:
+            outcome = record(session, parsed)
+            session.commit()
+            return outcome
+
+    outcome = await run_in_threadpool(work)
+    return JSONResponse(outcome.as_dict())
+
+
+def _check_token(request: Request, token: str) -> None:
+    if not signatures.token_ok(token, _secret(request, "hooks_token")):
+        raise ApiError(401, "bad_signature", "the token in the URL is wrong", field="token")
+
+
+@router.api_route("/esms/{token}", methods=["GET", "POST"])
+async def esms_report(request: Request, token: str):
+    """eSMS calls CallbackUrl with a GET whose query carries the report."""
+    _check_token(request, token)
+    return await _record(request, payloads.esms(dict(request.query_params)))
+
+
+@router.post("/speedsms/{token}")
+async def speedsms_event(request: Request, token: str):
+    _check_token(request, token)
+    raw = await _raw(request)
+    return await _record(request, payloads.speedsms(_json(raw)))
+
+
+@router.post("/zalo")
+async def zalo_event(request: Request):
+    secret = _secret(request, "zalo_oa_secret_key")
+    raw = await _raw(request)
+    if not signatures.zalo_ok(raw, request.headers.get("x-zevent-signature"), secret):
+        raise ApiError(401, "bad_signature", "X-ZEvent-Signature does not match: check CLM_ZALO_OA_SECRET_KEY "
+                       "(the OA secret key, not the app secret)", field="X-ZEvent-Signature")
+    body = _json(raw)
+    app_id = request.app.state.settings.zalo_app_id
+    if app_id and str(body.get("app_id")) != app_id:
+        raise ApiError(403, "wrong_app", "the event is for another Zalo app", field="app_id")
+    return await _record(request, payloads.zalo(body))
+
+
+@router.get("/messenger")
+async def messenger_verify(request: Request):
+    """Meta's subscription handshake: echo hub.challenge when hub.verify_token is ours."""
+    expected = _secret(request, "messenger_verify_token")
+    query = request.query_params
+    if query.get("hub.mode") != "subscribe" or not signatures.token_ok(query.get("hub.verify_token"), expected):
+        raise ApiError(403, "forbidden", "hub.verify_token does not match CLM_MESSENGER_VERIFY_TOKEN",
+                       field="hub.verify_token")
+    return PlainTextResponse(query.get("hub.challenge", ""))
+
+
+@router.post("/messenger")
+async def messenger_event(request: Request):
+    secret = _secret(request, "messenger_app_secret")
+    raw = await _raw(request)
+    if not signatures.messenger_ok(raw, request.headers.get("x-hub-signature-256"), secret):
+        raise ApiError(401, "bad_signature", "X-Hub-Signature-256 does not match: check CLM_MESSENGER_APP_SECRET",
+                       field="X-Hub-Signature-256")
+    body = _json(raw)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    return await _record(request, payloads.messenger(body))
