@@ -94,7 +94,7 @@ def last_inbound_messenger(session: Session, customer_id: int) -> datetime | Non
 
 def build_outgoing(session: Session, message: Message, settings) -> Outgoing:
     """The adapter's view of a message row."""
-    data: dict[str, Any] = dict(message.data or {})
+    data: dict[str, Any] = {**(message.data or {}), "purpose": message.purpose}
     headers: dict[str, str] = {}
     if message.channel == "email" and message.purpose == "marketing":
         # RFC 8058: one HTTPS URI, and the exact one-click pair (mail providers POST it, no cookies).
@@ -106,7 +106,7 @@ def build_outgoing(session: Session, message: Message, settings) -> Outgoing:
     if message.channel == "webhook":
         data["body"] = {"message_id": message.id, "customer_id": message.customer_id, "template": message.template_key,
                         "purpose": message.purpose, "subject": message.subject, "text": message.text,
-                        "data": {k: v for k, v in (message.data or {}).items() if k != "url"}}
+                        "data": {k: v for k, v in (message.data or {}).items() if k not in ("url", "purpose")}}
     return Outgoing(message_id=message.id, idempotency_key=message.idempotency_key, channel=message.channel,
                     to=message.address or "", text=message.text or "", subject=message.subject, html=message.html,
                     data=data, headers=headers)

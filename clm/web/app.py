@@ -65,6 +65,9 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     from clm.web import pages
 
     pages.install(app)  # the dashboard: /login, /overview, /customers, /settings, /static
+    from clm.channels.routes import router as links_router
+
+    app.include_router(links_router)  # /t/...: open pixel, click redirect, unsubscribe, preferences (no login)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

@@ -11,6 +11,7 @@ from clm.access.users import LOCALES, ROLES
 from clm.analytics import pages as analytics_pages
 from clm.analytics.models import REASONS
 from clm.analytics.rfm import SEGMENTS
+from clm.channels.models import STATUSES
 from clm.customers.models import IDENTITY_KINDS
 from clm.segments import builder
 from clm.segments import pages as segments_pages
@@ -31,6 +32,7 @@ FAMILIES = {
     "segment.": tuple(analytics_pages.segment_key(s) for s in SEGMENTS),
     "segment_help.": tuple(analytics_pages.segment_key(s) for s in SEGMENTS),
     "segments.kind.": ("dynamic", "static"), "segments.mode.": builder.MODES, "segments.type.": builder.TYPES,
+    "message.status.": STATUSES,
     "segments.jtype.": builder.JSON_TYPES, "segments.window.": builder.WINDOWS, "segments.target.": builder.TARGETS,
 }
 

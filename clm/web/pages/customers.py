@@ -135,8 +135,14 @@ def customer_360(request: Request, customer_id: int, user=Depends(require("custo
         identities=service.identities_of(db, customer_id), consents=consent.current_consents(db, customer_id),
         history=list(reversed(_stage_history(db, customer_id))),
         stats=_stats(db, customer_id, fmt, settings.default_currency),
-        entries=_entries(db, raw, fmt, t), next_cursor=next_cursor,
+        entries=_entries(db, raw, fmt, t), next_cursor=next_cursor, messages=_messages(db, customer_id),
     )
+
+
+def _messages(db: Session, customer_id: int) -> list:
+    from clm.channels.service import messages_of_customer
+
+    return messages_of_customer(db, customer_id, limit=20)
 
 
 @router.get("/customers/{customer_id}/timeline")
