@@ -80,7 +80,8 @@ class Settings(BaseSettings):
     esms_sandbox: bool = Field(False, description="eSMS sandbox: accepted, neither delivered nor charged.")
     esms_unicode: bool = Field(False, description="Keep Vietnamese diacritics in eSMS messages (costs more).")
     esms_callback_url: str | None = Field(
-        None, description="URL eSMS calls with delivery reports: https://<your host>/hooks/esms/<CLM_HOOKS_TOKEN>."
+        None, description="URL eSMS calls with delivery reports. Unset: <CLM_PUBLIC_URL>/hooks/esms/<CLM_HOOKS_TOKEN> "
+        "when CLM_HOOKS_TOKEN is set.",
     )
     speedsms_token: SecretStr | None = Field(None, description="SpeedSMS.vn API access token.")
     speedsms_sender: str | None = Field(None, description="SpeedSMS sender: the brandname (or device id for type 5).")

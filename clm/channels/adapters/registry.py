@@ -40,10 +40,12 @@ def _provider_adapters(settings) -> dict[str, Adapter]:
     if choice not in (None, "esms", "speedsms"):
         raise ValueError(f"CLM_SMS_PROVIDER must be esms or speedsms, not {choice!r}")
     if choice == "esms" and esms_ready:
+        callback = settings.esms_callback_url
+        if not callback and _secret(settings.hooks_token):
+            callback = f"{settings.public_url.rstrip('/')}/hooks/esms/{_secret(settings.hooks_token)}"
         adapters["sms"] = EsmsAdapter(_secret(settings.esms_api_key), _secret(settings.esms_secret_key),
                                       settings.esms_brandname, url=settings.esms_url, sandbox=settings.esms_sandbox,
-                                      unicode=settings.esms_unicode, callback_url=settings.esms_callback_url,
-                                      timeout=timeout)
+                                      unicode=settings.esms_unicode, callback_url=callback, timeout=timeout)
     elif choice == "speedsms" and speedsms_ready:
         adapters["sms"] = SpeedSmsAdapter(_secret(settings.speedsms_token), settings.speedsms_sender or "",
                                           settings.speedsms_sms_type, url=settings.speedsms_url, timeout=timeout)

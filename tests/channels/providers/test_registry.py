@@ -39,3 +39,12 @@ def test_esms_without_its_brandname_is_off():
 def test_an_unknown_sms_provider_is_a_clear_error():
     with pytest.raises(ValueError, match="CLM_SMS_PROVIDER"):
         adapters(sms_provider="twilio")
+
+
+def test_esms_reports_come_back_to_the_public_url_with_the_hooks_token():
+    esms = {"esms_api_key": "k", "esms_secret_key": "s", "esms_brandname": "Shop"}
+    derived = adapters(**esms, hooks_token="t0k", public_url="https://shop.example.vn/")["sms"]
+    explicit = adapters(**esms, hooks_token="t0k", esms_callback_url="https://other.example/cb")["sms"]
+    assert derived.callback_url == "https://shop.example.vn/hooks/esms/t0k"
+    assert explicit.callback_url == "https://other.example/cb"
+    assert adapters(**esms)["sms"].callback_url is None
