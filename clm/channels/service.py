@@ -157,7 +157,7 @@ _COLUMNS = ("id", "customer_id", "channel", "purpose", "template_key", "template
 def enqueue_many(session: Session, *, customer_ids: list[int], channel: str, template_key: str,
                  idempotency_prefix: str, purpose: str = "marketing", context: dict | None = None,
                  send_at: datetime | None = None, broadcast_id: int | None = None, settings=None,
-                 now: datetime | None = None, chunk: int = 2000) -> Counter:
+                 now: datetime | None = None, chunk: int = 2000) -> dict[str, int]:
     """Queue the template for many customers with bulk statements (broadcasts). Each recipient's key is
     `{idempotency_prefix}:{customer_id}`; recipients already queued under it are skipped, so a broadcast
     interrupted half-way can be queued again. Returns counts by status (and `existing`). The caller commits.
@@ -188,7 +188,7 @@ def enqueue_many(session: Session, *, customer_ids: list[int], channel: str, tem
         queue.enqueue_many(session, SEND_JOB, [{"message_id": i} for i in job_ids], run_at=run_at,
                            unique_keys=[send_job_key(i) for i in job_ids],
                            max_attempts=settings.send_max_attempts, now=now)
-    return counts
+    return {status: n for status, n in counts.items() if n}
 
 
 class _NoCap:
