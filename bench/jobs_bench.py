@@ -3,9 +3,12 @@
 1. Enqueue 1,000,000 jobs (`--quick` 100,000) of a three-step journey's first step, with
    `enqueue_many` (COPY on PostgreSQL, executemany on SQLite): jobs enqueued per second.
 2. Drain: each job records its effect under an idempotency key and enqueues the customer's next step
-   (a day later) in its own transaction, as a journey step does. Jobs per second with one worker and
-   with two worker processes on PostgreSQL (the scaling ratio), and one worker on SQLite. Each worker
-   drains a fixed number of due jobs from the big queue (not all of it: the rate is steady).
+   (a day later), as a journey step does; in `per-job` mode each job has its own transaction, in
+   `batch` mode (a batchable kind) a claimed batch shares one transaction, a savepoint per job. Jobs
+   per second with one worker and with two worker processes on PostgreSQL (the scaling ratio), and one
+   worker on SQLite. Each worker drains a fixed number of due jobs from the big queue (not all of it:
+   the rate is steady). CPU seconds are measured per worker process and per PostgreSQL backend serving
+   it (/proc), with the machine's load average, because the machine is shared.
 
 PostgreSQL: CLM_BENCH_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/clm_bench_jobs,
 created when missing). python bench/jobs_bench.py [--quick]
@@ -32,7 +35,7 @@ PG_URL = os.environ.get("CLM_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres
 CHUNK = 50_000
 
 
-def _registry():
+def _registry(batch: bool = True):
     from clm.jobs import queue
     from clm.jobs.effects import record_effect
     from clm.jobs.runner import Registry
@@ -44,7 +47,7 @@ def _registry():
                           run_at=job.lease_expires_at + timedelta(days=1))
 
     registry = Registry()
-    registry.register("journey.step", step)
+    registry.register("journey.step", step, batchable=batch)
     return registry
 
 
@@ -87,13 +90,29 @@ def _enqueue(engine: sa.Engine, total: int) -> float:
     return time.perf_counter() - started
 
 
-def drain(url: str, count: int, name: str) -> dict:
-    """Run `count` due jobs as worker `name`; its jobs per second (also the subprocess entry point)."""
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc (0.0 where /proc is not readable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def drain(url: str, count: int, name: str, mode: str = "batch") -> dict:
+    """Run `count` due jobs as worker `name`; its jobs per second and CPU seconds (its own and its
+    PostgreSQL backend's). Also the subprocess entry point."""
     from clm.db.engine import make_engine, make_session_factory
     from clm.jobs.runner import run_due
 
-    factory = make_session_factory(make_engine(url))
-    registry = _registry()
+    engine = make_engine(url, pool_size=1, max_overflow=0) if url.startswith("postgresql") else make_engine(url)
+    factory = make_session_factory(engine)
+    registry = _registry(batch=mode == "batch")
+    backend = None
+    if url.startswith("postgresql"):
+        with engine.connect() as conn:
+            backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    backend_cpu, own_cpu = _cpu_of(backend) if backend else 0.0, time.process_time()
     done, started = 0, time.perf_counter()
     while done < count:
         ran = run_due(factory, registry, name, limit=min(100, count - done))
@@ -101,14 +120,29 @@ def drain(url: str, count: int, name: str) -> dict:
             break
         done += ran
     elapsed = time.perf_counter() - started
-    return {"jobs": done, "seconds": elapsed}
+    out = {"jobs": done, "seconds": elapsed, "worker_cpu": time.process_time() - own_cpu}
+    if backend:
+        out["backend_cpu"] = _cpu_of(backend) - backend_cpu
+    engine.dispose()
+    return out
 
 
-def _two_workers(url: str, count: int) -> dict:
-    procs = [subprocess.Popen([sys.executable, __file__, "--drain", url, str(count // 2), f"bench-{i}"],
+def _two_workers(url: str, count: int, mode: str) -> dict:
+    procs = [subprocess.Popen([sys.executable, __file__, "--drain", url, str(count // 2), f"bench-{i}", mode],
                               cwd=ROOT, stdout=subprocess.PIPE, text=True) for i in range(2)]
     results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
-    return {"jobs": sum(r["jobs"] for r in results), "seconds": max(r["seconds"] for r in results)}
+    return {"jobs": sum(r["jobs"] for r in results), "seconds": max(r["seconds"] for r in results),
+            "worker_cpu": sum(r["worker_cpu"] for r in results),
+            "backend_cpu": sum(r.get("backend_cpu", 0.0) for r in results)}
+
+
+def _row(database: str, what: str, result: dict) -> dict:
+    row = {"database": database, "what": what, "seconds": result["seconds"], "jobs": result["jobs"],
+           "per_second": result["jobs"] / result["seconds"], "worker_cpu_s": result["worker_cpu"],
+           "load_1min": os.getloadavg()[0]}
+    if "backend_cpu" in result:
+        row["postgres_backend_cpu_s"] = result["backend_cpu"]
+    return row
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -119,13 +153,12 @@ def run(quick: bool = False) -> list[dict]:
     seconds = _enqueue(pg, total)
     rows.append({"database": "postgresql", "what": f"enqueue {total:,} jobs", "seconds": seconds,
                  "per_second": total / seconds})
-    one = drain(PG_URL, drained, "bench-solo")
-    rows.append({"database": "postgresql", "what": "1 worker", "seconds": one["seconds"], "jobs": one["jobs"],
-                 "per_second": one["jobs"] / one["seconds"]})
-    two = _two_workers(PG_URL, drained)
-    ratio = (two["jobs"] / two["seconds"]) / (one["jobs"] / one["seconds"])
-    rows.append({"database": "postgresql", "what": "2 worker processes", "seconds": two["seconds"],
-                 "jobs": two["jobs"], "per_second": two["jobs"] / two["seconds"], "scaling": ratio})
+    for mode in ("per-job", "batch"):
+        one = drain(PG_URL, drained, "bench-solo", mode)
+        rows.append(_row("postgresql", f"1 worker, {mode}", one))
+        two = _two_workers(PG_URL, drained, mode)
+        rows.append({**_row("postgresql", f"2 worker processes, {mode}", two),
+                     "scaling": (two["jobs"] / two["seconds"]) / (one["jobs"] / one["seconds"])})
     pg.dispose()
     OUT.mkdir(parents=True, exist_ok=True)
     lite_url = f"sqlite:///{OUT}/jobs_bench.db"
@@ -133,9 +166,8 @@ def run(quick: bool = False) -> list[dict]:
     seconds = _enqueue(lite, total)
     rows.append({"database": "sqlite", "what": f"enqueue {total:,} jobs", "seconds": seconds,
                  "per_second": total / seconds})
-    solo = drain(lite_url, drained, "bench-solo")
-    rows.append({"database": "sqlite", "what": "1 worker", "seconds": solo["seconds"], "jobs": solo["jobs"],
-                 "per_second": solo["jobs"] / solo["seconds"]})
+    for mode in ("per-job", "batch"):
+        rows.append(_row("sqlite", f"1 worker, {mode}", drain(lite_url, drained, "bench-solo", mode)))
     lite.dispose()
     return rows
 
@@ -143,10 +175,10 @@ def run(quick: bool = False) -> list[dict]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--drain", nargs=3, metavar=("URL", "COUNT", "NAME"), help=argparse.SUPPRESS)
+    parser.add_argument("--drain", nargs=4, metavar=("URL", "COUNT", "NAME", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drain:
-        print(json.dumps(drain(args.drain[0], int(args.drain[1]), args.drain[2])))
+        print(json.dumps(drain(args.drain[0], int(args.drain[1]), args.drain[2], args.drain[3])))
     else:
         for row in run(quick=args.quick):
             print(row)

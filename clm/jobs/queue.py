@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from clm.jobs.models import (
+    _UNFINISHED_SQL,
     AVAILABLE,
     CANCELLED,
     COMPLETED,
@@ -85,8 +86,10 @@ def enqueue(session: Session, kind: str, args: dict | None = None, *, run_at: da
         session.flush()
         return job
     insert = (sa.dialects.postgresql.insert if _postgres(session) else sa.dialects.sqlite.insert)(jobs)
+    # The partial index's predicate as literal SQL: with bound values PostgreSQL cannot match it to the
+    # index once psycopg prepares the statement (its 5th execution), and the insert fails.
     new_id = session.scalar(insert.values(**values).on_conflict_do_nothing(
-        index_elements=["unique_key"], index_where=jobs.c.state.in_(UNFINISHED)).returning(jobs.c.id))
+        index_elements=["unique_key"], index_where=_UNFINISHED_SQL).returning(jobs.c.id))
     if new_id is not None:
         return session.get(Job, new_id)
     return session.scalar(sa.select(Job).where(Job.unique_key == unique_key, Job.state.in_(UNFINISHED)))
@@ -193,6 +196,18 @@ def complete(session: Session, job: Claimed, now: datetime | None = None) -> boo
     done = session.execute(sa.update(jobs).where(_held(job)).values(
         state=COMPLETED, completed_at=now or utcnow(), lease_expires_at=None))
     return done.rowcount == 1
+
+
+def complete_many(session: Session, done: Sequence[Claimed], now: datetime | None = None) -> int:
+    """Mark many held jobs done with one UPDATE; returns how many it changed. Fewer than `len(done)`
+    means some were taken over or cancelled: the caller must roll back the whole transaction."""
+    if not done:
+        return 0
+    result = session.execute(sa.update(jobs).where(
+        jobs.c.state == RUNNING,
+        sa.tuple_(jobs.c.id, jobs.c.attempt, jobs.c.locked_by).in_([(j.id, j.attempt, j.locked_by) for j in done]),
+    ).values(state=COMPLETED, completed_at=now or utcnow(), lease_expires_at=None))
+    return result.rowcount
 
 
 def extend_lease(session: Session, job: Claimed, lease_seconds: float, now: datetime | None = None) -> Claimed | None:

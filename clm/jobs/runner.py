@@ -1,9 +1,13 @@
 """Running due jobs: the handler registry and `run_due`, the step the worker calls each round.
 
-Each job runs in its own transaction together with its completion, so a job's database effects and
-its "completed" commit or roll back as one. A failure (a `JobError` or any exception) rolls the
-handler back and is recorded on the job in a fresh transaction; one job's failure never stops the
-others in the batch.
+A job's database effects and its "completed" commit or roll back as one. By default each job has a
+transaction of its own. A kind registered `batchable` (its handler only writes to the database and
+never commits) runs with the other batchable jobs of the claimed batch in ONE transaction, each job in
+a SAVEPOINT, and the jobs that succeeded are completed by one ownership-checked UPDATE: one durable
+commit for the batch instead of one per job. A crash before that commit loses the whole batch, whose
+leases expire and whose jobs are retried. A failure (a `JobError` or any exception) rolls back only
+that job's savepoint and is recorded on the job in a fresh transaction after the batch; one job's
+failure never stops the others.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from clm.lib.clock import utcnow
 log = logging.getLogger("clm.jobs")
 
 Handler = Callable[[Session, Claimed], None]
+# Called in the transaction that parks a job dead: (session, job, error text). The capability records
+# the failure where a person looks (a journey run parked with its error).
+DeadHook = Callable[[Session, Claimed, str], None]
 
 
 class JobError(Exception):
@@ -46,15 +53,30 @@ class Registry:
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._batchable: set[str] = set()
+        self._on_dead: dict[str, DeadHook] = {}
 
-    def register(self, kind: str, fn: Handler) -> Handler:
+    def register(self, kind: str, fn: Handler, *, batchable: bool = False, on_dead: DeadHook | None = None) -> Handler:
+        """`batchable`: the handler's effects are database writes in the session it is given and it never
+        commits, so it may share one transaction with other jobs (each in a savepoint). `on_dead` runs
+        when a job of this kind is parked dead, in the transaction recording it."""
         if kind in self._handlers:
             raise ValueError(f"job kind {kind!r} is registered twice")
         self._handlers[kind] = fn
+        if batchable:
+            self._batchable.add(kind)
+        if on_dead is not None:
+            self._on_dead[kind] = on_dead
         return fn
 
     def get(self, kind: str) -> Handler | None:
         return self._handlers.get(kind)
+
+    def batchable(self, kind: str) -> bool:
+        return kind in self._batchable
+
+    def on_dead(self, kind: str) -> DeadHook | None:
+        return self._on_dead.get(kind)
 
     def kinds(self) -> list[str]:
         return sorted(self._handlers)
@@ -97,14 +119,57 @@ def run_job(session_factory: sessionmaker[Session], registry: Registry, job: Cla
         except Exception as exc:  # any handler failure is recorded on the job, never raised to the loop
             session.rollback()
             error = exc
+    return record_failure(session_factory, registry, job, error, now, rng)
+
+
+def record_failure(session_factory: sessionmaker[Session], registry: Registry, job: Claimed, error: BaseException,
+                   now: datetime | None = None, rng: random.Random | None = None) -> str:
+    """Record a failed attempt in a transaction of its own (retryable, or dead with the kind's hook)."""
     permanent = isinstance(error, JobError) and error.permanent
     text = str(error) if isinstance(error, JobError) else f"{type(error).__name__}: {error}"
     with session_factory() as session:
         for_writing(session)
         state = queue.fail(session, job, text, permanent=permanent, now=now or utcnow(), rng=rng)
+        hook = registry.on_dead(job.kind)
+        if state == queue.DEAD and hook is not None:
+            hook(session, job, text)
         session.commit()
     log.warning("job %s (%s) attempt %s failed (%s): %s", job.id, job.kind, job.attempt, state, text)
     return state or "lost"
+
+
+def run_batch(session_factory: sessionmaker[Session], registry: Registry, batch: Sequence[Claimed],
+              now: datetime | None = None, rng: random.Random | None = None) -> dict[int, str]:
+    """Run batchable jobs in one transaction, each in a savepoint, and complete the successful ones with
+    one UPDATE that checks this worker still holds every one of them. If any was taken over or
+    cancelled meanwhile, the whole transaction is rolled back and the jobs run again one transaction
+    each (so each is checked on its own). Failures are recorded afterwards. Returns id -> new state."""
+    done: list[Claimed] = []
+    failed: list[tuple[Claimed, BaseException]] = []
+    out: dict[int, str] = {}
+    with session_factory() as session:
+        for_writing(session)
+        for job in batch:
+            handler = registry.get(job.kind)
+            try:
+                with session.begin_nested():
+                    if handler is None:
+                        raise JobError(f"no handler is registered for job kind {job.kind!r}", permanent=True)
+                    handler(session, job)
+                done.append(job)
+            except Exception as exc:  # only this job's savepoint is rolled back
+                failed.append((job, exc))
+        if done and queue.complete_many(session, done, now or utcnow()) != len(done):
+            session.rollback()
+            log.warning("batch of %s jobs: some were taken over or cancelled; running them one by one", len(done))
+            for job in done:
+                out[job.id] = run_job(session_factory, registry, job, now, rng)
+        else:
+            session.commit()
+            out.update((job.id, queue.COMPLETED) for job in done)
+    for job, error in failed:
+        out[job.id] = record_failure(session_factory, registry, job, error, now, rng)
+    return out
 
 
 def run_due(session_factory: sessionmaker[Session], registry: Registry, worker: str, now: datetime | None = None,
@@ -114,6 +179,10 @@ def run_due(session_factory: sessionmaker[Session], registry: Registry, worker: 
 
     `now` fixes the clock for the claim and the outcomes (tests); by default each uses the real time."""
     claimed = claim_due(session_factory, worker, queues, limit, lease_seconds, now or utcnow())
+    together = [job for job in claimed if registry.batchable(job.kind)]
+    if together:
+        run_batch(session_factory, registry, together, now, rng)
     for job in claimed:
-        run_job(session_factory, registry, job, now, rng)
+        if not registry.batchable(job.kind):
+            run_job(session_factory, registry, job, now, rng)
     return len(claimed)

@@ -85,7 +85,7 @@ def handle(session, job):
                         {"j": job.id, "w": job.locked_by})
 
 registry = Registry()
-registry.register("proc", handle)
+registry.register("proc", handle, batchable=sys.argv[3] == "batch")
 factory = make_session_factory(make_engine(sys.argv[1]))
 while True:
     if not run_due(factory, registry, sys.argv[2], limit=20, lease_seconds=2):
@@ -103,7 +103,8 @@ def _wait_for(check, timeout: float) -> bool:
     return False
 
 
-def test_a_worker_killed_mid_batch_loses_no_job_and_repeats_no_effect(committed, engine):
+@pytest.mark.parametrize("mode", ["one-by-one", "batch"])
+def test_a_worker_killed_mid_batch_loses_no_job_and_repeats_no_effect(committed, engine, mode):
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE job_test_runs (job_id BIGINT NOT NULL, worker TEXT NOT NULL)")
     with committed() as session:
@@ -115,7 +116,7 @@ def test_a_worker_killed_mid_batch_loses_no_job_and_repeats_no_effect(committed,
             return conn.exec_driver_sql(sql).scalar()
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = {name: subprocess.Popen([sys.executable, "-c", WORKER, POSTGRES_URL, name], cwd=ROOT, env=env)
+    procs = {name: subprocess.Popen([sys.executable, "-c", WORKER, POSTGRES_URL, name, mode], cwd=ROOT, env=env)
              for name in ("doomed", "survivor")}
     try:
         assert _wait_for(lambda: scalar("SELECT count(*) FROM jobs WHERE state = 'running' "

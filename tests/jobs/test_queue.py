@@ -209,3 +209,10 @@ def test_stats_count_jobs_by_queue_and_state_and_prune_removes_old_finished_ones
     assert queue.stats(db) == {("default", "available"): 1, ("default", "completed"): 1}
     assert queue.prune(db, before=NOW) == 0
     assert queue.prune(db, before=NOW + timedelta(days=1)) == 1
+
+
+def test_unique_jobs_keep_working_once_the_driver_prepares_the_statement(db):
+    # psycopg prepares a statement on its 5th execution; the partial index must still be matched.
+    ids = [queue.enqueue(db, "k", unique_key=f"key-{n % 8}", now=NOW).id for n in range(16)]
+    db.commit()
+    assert ids[:8] == ids[8:] and len(set(ids)) == 8
