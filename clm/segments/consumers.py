@@ -20,6 +20,7 @@ from clm.customers.models import Customer
 from clm.outbox.models import OutboxEvent
 from clm.segments import membership
 from clm.segments.models import Segment
+from clm.segments.sizes import record_sizes
 from clm.tracking.models import Event
 from clm.worker.tail import Tail
 
@@ -108,10 +109,12 @@ class EventsConsumer:
 
 
 def sweep(session: Session, now: datetime, timezone: str = "Asia/Ho_Chi_Minh", on_chunk=None) -> int:
-    """Refresh every dynamic segment whose answer changes with time alone (or reads scores)."""
+    """Refresh every dynamic segment whose answer changes with time alone (or reads scores), then record
+    every segment's size for today (segment_sizes)."""
     changed = 0
     for segment in _segments(session):
         if "time" in (segment.depends_on or ()):
             change = membership.refresh(session, segment, now, timezone, on_chunk=on_chunk)
             changed += change.entered + change.exited
+    record_sizes(session, now, timezone)
     return changed

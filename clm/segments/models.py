@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,3 +62,14 @@ class SegmentMember(Base):
                 .values(customer_id=winner))
             moved[loser] = result.rowcount or 0
         return moved
+
+
+class SegmentSize(Base):
+    """A segment's member count as of one day (business time zone), written by the segments sweep; the
+    segment page's size-over-time chart reads it in one query."""
+
+    __tablename__ = "segment_sizes"
+
+    segment_id: Mapped[int] = mapped_column(sa.ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    members: Mapped[int] = mapped_column(sa.Integer)

@@ -20,7 +20,7 @@ from clm.analytics.models import CustomerScore
 from clm.customers.models import Customer
 from clm.lib.errors import FieldError, NotFound
 from clm.lifecycle.models import CustomerStats
-from clm.segments import builder, service
+from clm.segments import builder, service, sizes
 from clm.segments.models import SegmentMember
 from clm.segments.render import FIELD_NAMES, WORDS
 from clm.segments.render import render as render_rules
@@ -34,7 +34,6 @@ from clm.web.pages.metrics import STAGES
 router = dashboard_router()
 read = require("segments:read")
 write = require("segments:write")
-HISTORY_DAYS = 30
 MEMBERS = 50
 CHANNELS = ("zalo", "facebook", "email", "sms", "phone")
 PURPOSES = ("marketing", "transactional")
@@ -221,14 +220,15 @@ def segment_page(request: Request, segment_id: int, after: int | None = None, us
     locale = _locale(request, user)
     fmt = i18n.Formatter(locale, request.app.state.settings.timezone)
     now = request.app.state.dashboard_clock()
-    days = [now - timedelta(days=k) for k in range(HISTORY_DAYS - 1, -1, -1)]
-    sizes = service.size_over_time(db, segment_id, days)
+    today = sizes.local_day(now, request.app.state.settings.timezone)
+    days = [today - timedelta(days=k) for k in range(sizes.HISTORY_DAYS - 1, -1, -1)]
+    size_by_day = sizes.size_over_time(db, segment, days)
     members, after_next = _members(db, segment_id, after)
     return render(request, "segments/segment.html", segment=segment, text=_text(segment, locale, db),
                   figures=figures(db, segment_id), members=members, after_next=after_next, after=after,
                   segment_id=segment_id, page_size=MEMBERS,
                   currency=request.app.state.settings.default_currency,
-                  chart_data={"size": {"labels": [fmt.date(d) for d in days], "values": sizes}})
+                  chart_data={"size": {"labels": [fmt.date(d) for d in days], "values": size_by_day}})
 
 
 def figures(db: Session, segment_id: int) -> dict[str, Any]:

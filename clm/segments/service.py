@@ -21,6 +21,7 @@ from clm.segments import rules as r
 from clm.segments.compile import members_query
 from clm.segments.lookup import make_context, segment_lookup
 from clm.segments.models import Segment, SegmentMember
+from clm.segments.sizes import record_sizes
 
 KINDS = ("dynamic", "static")
 _c = Customer.__table__
@@ -166,6 +167,7 @@ def save_segment(session: Session, *, name: str, kind: str = "dynamic", rules: A
     if kind == "dynamic":
         membership.refresh(session, segment, now, timezone)
         session.refresh(segment)
+    record_sizes(session, now, timezone, [segment.id])
     return segment
 
 
@@ -262,13 +264,3 @@ def _cell(value: Any) -> Any:
             value[:1] in ("+", "-") and not value[1:].replace(" ", "").isdigit())):
         return "'" + value  # a spreadsheet would run it as a formula (a phone number stays as it is)
     return "" if value is None else value
-
-
-def size_over_time(session: Session, segment_id: int, days: list[datetime]) -> list[int]:
-    """Members at each instant in `days`, from the membership history."""
-    out = []
-    for at in days:
-        out.append(session.scalar(sa.select(sa.func.count()).select_from(_m).where(
-            _m.c.segment_id == segment_id, _m.c.entered_at <= at,
-            sa.or_(_m.c.exited_at.is_(None), _m.c.exited_at > at))) or 0)
-    return out
