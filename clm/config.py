@@ -91,7 +91,17 @@ class Settings(BaseSettings):
     speedsms_url: str = Field("https://api.speedsms.vn/index.php", description="SpeedSMS API base URL.")
     zalo_access_token: SecretStr | None = Field(None, description="Zalo OA access token for ZNS template messages.")
     zalo_zns_url: str = Field("https://business.openapi.zalo.me", description="Zalo ZNS API base URL.")
-    zalo_app_id: str | None = Field(None, description="Zalo app id: inbound webhooks from another app are refused.")
+    zalo_app_id: str | None = Field(
+        None, description="Zalo app id: inbound webhooks from another app are refused; needed to refresh tokens."
+    )
+    zalo_app_secret: SecretStr | None = Field(None, description="Zalo app secret key, for refreshing the OA token.")
+    zalo_refresh_token: SecretStr | None = Field(
+        None, description="The first OA refresh token; later ones are kept in CLM_ZALO_TOKEN_FILE (each works once)."
+    )
+    zalo_token_file: Path | None = Field(
+        None, description="File where clm keeps the rotating Zalo OA tokens (shared by every worker process)."
+    )
+    zalo_oauth_url: str = Field("https://oauth.zaloapp.com", description="Zalo OAuth base URL (token refresh).")
     zalo_oa_secret_key: SecretStr | None = Field(
         None, description="Zalo OA secret key (webhook settings, not the app secret): verifies X-ZEvent-Signature."
     )

@@ -49,9 +49,17 @@ def _provider_adapters(settings) -> dict[str, Adapter]:
     elif choice == "speedsms" and speedsms_ready:
         adapters["sms"] = SpeedSmsAdapter(_secret(settings.speedsms_token), settings.speedsms_sender or "",
                                           settings.speedsms_sms_type, url=settings.speedsms_url, timeout=timeout)
-    if _secret(settings.zalo_access_token):
-        adapters["zalo"] = ZaloZnsAdapter(_secret(settings.zalo_access_token), url=settings.zalo_zns_url,
-                                          timeout=timeout)
+    tokens = None
+    if settings.zalo_token_file and settings.zalo_app_id and _secret(settings.zalo_app_secret):
+        from clm.channels.adapters.zalo_tokens import ZaloTokens
+
+        tokens = ZaloTokens(settings.zalo_token_file, settings.zalo_app_id, _secret(settings.zalo_app_secret),
+                            _secret(settings.zalo_refresh_token), url=settings.zalo_oauth_url, timeout=timeout)
+    zalo_token = (tokens.current() if tokens else None) or _secret(settings.zalo_access_token)
+    if zalo_token or (tokens and tokens.first_refresh_token):
+        # With only a refresh token, the first send's -124 answer makes the adapter fetch a token.
+        adapters["zalo"] = ZaloZnsAdapter(zalo_token or "", url=settings.zalo_zns_url, timeout=timeout,
+                                          refresh=tokens.refresh if tokens else None)
     if _secret(settings.messenger_page_token):
         adapters["messenger"] = MessengerAdapter(_secret(settings.messenger_page_token),
                                                  graph_url=settings.messenger_graph_url, timeout=timeout)
@@ -63,7 +71,7 @@ def _provider_adapters(settings) -> dict[str, Adapter]:
 SETTING_HINTS = {
     "email": "set CLM_SMTP_URL (smtp://user:pass@host:587?starttls=1)",
     "sms": "set CLM_ESMS_API_KEY, CLM_ESMS_SECRET_KEY and CLM_ESMS_BRANDNAME, or CLM_SPEEDSMS_TOKEN",
-    "zalo": "set CLM_ZALO_ACCESS_TOKEN (the OA access token)",
+    "zalo": "set CLM_ZALO_ACCESS_TOKEN (the OA access token) or CLM_ZALO_REFRESH_TOKEN with CLM_ZALO_TOKEN_FILE",
     "messenger": "set CLM_MESSENGER_PAGE_TOKEN (the Page access token)",
     "webhook": "set CLM_WEBHOOK_SIGNING_SECRET",
 }

@@ -29,7 +29,8 @@ _ACCOUNT_CODES = {
     -103: "the Zalo application is not activated",
     -104: "the Zalo app secret key is invalid",
     -105: "the Zalo application is not linked to an OA",
-    TOKEN_EXPIRED: "the Zalo access token is invalid or expired: refresh CLM_ZALO_ACCESS_TOKEN",
+    TOKEN_EXPIRED: "the Zalo access token is invalid or expired: renew CLM_ZALO_ACCESS_TOKEN, or set "
+                   "CLM_ZALO_APP_SECRET, CLM_ZALO_REFRESH_TOKEN and CLM_ZALO_TOKEN_FILE so clm refreshes it",
 }
 _MESSAGE_CODES = {
     -106: "Zalo does not support this method",
@@ -48,8 +49,8 @@ class ZaloZnsAdapter:
     access_token: str
     url: str = "https://business.openapi.zalo.me"
     timeout: float = 10.0
-    # Called once when Zalo says the token expired; returns a fresh token (or None if it cannot).
-    refresh_token: Callable[[], str | None] | None = None
+    # Called once with the token Zalo refused as expired; returns a newer one (or None if it cannot).
+    refresh: Callable[[str], str | None] | None = None
     channel: str = "zalo"
     provider = "zalo"
     # tracking_id is for reconciliation; Zalo does not document refusing a repeated one.
@@ -77,9 +78,9 @@ class ZaloZnsAdapter:
     def send(self, message: Outgoing) -> SendResult:
         body = self.request_body(message)
         answer = self._post(body)
-        if answer.get("error") == TOKEN_EXPIRED and self.refresh_token is not None:
-            fresh = self.refresh_token()
-            if fresh:
+        if answer.get("error") == TOKEN_EXPIRED and self.refresh is not None:
+            fresh = self.refresh(self._token)
+            if fresh and fresh != self._token:
                 self._token = fresh
                 answer = self._post(body)
         return read_answer(answer)

@@ -343,3 +343,35 @@ class WebhookReceiver(FakeServer):
             self.violation("idempotency key")
         self.seen.append(r.json)
         return self.status, {}, b""
+
+
+class ZaloOAuthFake(FakeServer):
+    """POST /v4/oa/access_token: form fields, the app secret in a ``secret_key`` header, refresh tokens
+    that work once."""
+
+    PATH = "/v4/oa/access_token"
+
+    def __init__(self, app_id: str, app_secret: str, refresh_token: str) -> None:
+        super().__init__()
+        self.app_id, self.app_secret = app_id, app_secret
+        self.valid = {refresh_token}
+        self.issued = 0
+
+    def answer(self, r: Request) -> Answer:
+        if r.method != "POST" or r.path != self.PATH:
+            self.violation(f"{r.method} {r.path}")
+            return 404, {}, b""
+        if "application/x-www-form-urlencoded" not in r.headers.get("content-type", ""):
+            self.violation("not a form")
+        form = {k: v[-1] for k, v in parse_qs(r.body.decode()).items()}
+        if r.headers.get("secret_key") != self.app_secret or form.get("app_id") != self.app_id:
+            self.violation("app credentials")
+            return as_json(200, {"error": -14002, "error_name": "Invalid app", "error_description": "app invalid"})
+        if form.get("grant_type") != "refresh_token" or form.get("refresh_token") not in self.valid:
+            return as_json(200, {"error": -14014, "error_name": "Invalid refresh token",
+                                 "error_description": "refresh token is invalid or used"})
+        self.valid.discard(form["refresh_token"])
+        self.issued += 1
+        self.valid.add(f"refresh-{self.issued}")
+        return as_json(200, {"access_token": f"access-{self.issued}", "refresh_token": f"refresh-{self.issued}",
+                             "expires_in": "90000"})

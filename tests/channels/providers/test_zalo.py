@@ -66,13 +66,13 @@ def test_a_message_without_a_template_id_is_refused_before_sending(zalo, outgoin
 def test_an_expired_token_is_refreshed_once_and_the_message_sent(zalo, outgoing):
     refreshed = []
 
-    def refresh() -> str:
-        refreshed.append(True)
+    def refresh(failed: str) -> str:
+        refreshed.append(failed)
         return "oa-token"
 
-    result = adapter(zalo, access_token="expired", refresh_token=refresh).send(zns(outgoing))
+    result = adapter(zalo, access_token="expired", refresh=refresh).send(zns(outgoing))
 
-    assert result.provider_id and len(refreshed) == 1
+    assert result.provider_id and refreshed == ["expired"]
     assert [r.headers["access_token"] for r in zalo.requests] == ["expired", "oa-token"]
 
 
