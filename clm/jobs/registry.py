@@ -11,4 +11,7 @@ def build_registry(settings) -> Registry:
     from clm.channels.sending import send_handler
 
     registry.register("channels.send", send_handler(settings))
+    from clm.journeys.steps import register as register_journeys
+
+    register_journeys(registry, settings)
     return registry

@@ -66,6 +66,7 @@ def build_steps(settings) -> list[Step]:
         # hourly check, daily work: a refresh runs when the newest one (CLI, demo or worker) is a day old
         Step("analytics.refresh", daily_scores, every=timedelta(hours=1)),
         *segment_steps(settings),
+        *journey_steps(settings),
         *job_steps(settings),
     ]
 
@@ -76,6 +77,13 @@ def job_steps(settings) -> list[Step]:
 
     return [Step("jobs.run", run_step(settings), concurrent=True),
             Step("jobs.prune", prune_step, every=timedelta(hours=1))]
+
+
+def journey_steps(settings) -> list[Step]:
+    """Journeys: entries from the outbox and the events, waits for events, goals, the daily date sweep."""
+    from clm.journeys.steps import worker_steps
+
+    return worker_steps(settings)
 
 
 def segment_steps(settings) -> list[Step]:
