@@ -29,6 +29,7 @@ from clm.channels.templates import (
     template_variables,
 )
 from clm.channels.tracking import Links
+from clm.channels.tracking import secret as tracking_secret
 from clm.customers.models import Customer, Identity
 from clm.db.bulk import allocate_ids, insert_rows
 from clm.lib import cursor
@@ -65,8 +66,8 @@ def _settings(settings):
 
 
 def _render_for(message_id: int, channel: str, purpose: str, version, variables: dict[str, Any], locale: str,
-                settings) -> Rendered:
-    links = Links(settings, message_id)
+                settings, key: bytes | None = None) -> Rendered:
+    links = Links(settings, message_id, key)
     variables = {**variables, "unsubscribe_url": links.unsubscribe(), "preferences_url": links.preferences()}
     rendered = render_version(version, channel, locale, variables)
     if channel == "email" and rendered.html:
@@ -222,13 +223,14 @@ def _prepare_chunk(session, part, channel, purpose, template_key, version, prefi
     capped = guardrails.capped_many(session, [c.id for c in customers], when, settings.marketing_cap,
                                     settings.marketing_cap_days) if purpose == "marketing" else {}
     new_ids = allocate_ids(session, _messages, len(customers))
+    key = tracking_secret(settings)
     rows, job_ids = [], []
     for message_id, customer in zip(new_ids, customers, strict=True):
         locale = customer_locale(customer, settings.default_locale)
         rendered, reason, status, until = None, None, QUEUED, None
         try:
             variables = template_variables(session, customer, context, settings.timezone)
-            rendered = _render_for(message_id, channel, purpose, version, variables, locale, settings)
+            rendered = _render_for(message_id, channel, purpose, version, variables, locale, settings, key)
         except RenderError as exc:
             status, reason = FAILED, f"template {template_key} v{version.version}: {exc.reason}"
         address = (rendered.data.get("url") if rendered else None) if channel == "webhook" else addresses[customer.id]

@@ -153,6 +153,8 @@ def check_syntax(source: str, html: bool = False) -> str | None:
 def _render_part(source: str | None, variables: dict[str, Any], part: str, html: bool = False) -> str | None:
     if source is None:
         return None
+    if "{" not in source:  # plain text: nothing to render (most subjects, many ZNS fields)
+        return source
     try:
         return _compiled(source, html).render(variables)
     except jinja2.TemplateSyntaxError as exc:
