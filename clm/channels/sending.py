@@ -214,6 +214,16 @@ def send_message(session: Session, job: Claimed, *, adapters: dict[str, Adapter]
     return message.status
 
 
+def job_died(session: Session, job: Claimed, error: str) -> None:
+    """The queue parked a send job dead (its handler kept failing): the message says so instead of
+    waiting forever. Registered as the kind's `on_dead` hook."""
+    message_id = job.args.get("message_id")
+    message = session.get(Message, message_id) if isinstance(message_id, int) else None
+    if message is not None and message.status in (*WAITING, SENDING):
+        record_status(session, message, FAILED, reason=f"the send job failed {job.attempt} times: {error}",
+                      force=True)
+
+
 def _suppress(session: Session, message: Message, reason: str, detail: str, at: datetime) -> None:
     address = guardrails.normalize_address(message.channel, message.address)
     if not address:

@@ -8,9 +8,9 @@ from clm.jobs.runner import Registry
 def build_registry(settings) -> Registry:
     """The handlers by kind. Capabilities (journeys, channels, broadcasts) register theirs here."""
     registry = Registry()
-    from clm.channels.sending import send_handler
+    from clm.channels.sending import job_died, send_handler
 
-    registry.register("channels.send", send_handler(settings))
+    registry.register("channels.send", send_handler(settings), on_dead=job_died)
     from clm.journeys.steps import register as register_journeys
 
     register_journeys(registry, settings)

@@ -201,3 +201,24 @@ def test_a_message_a_worker_died_inside_is_resent_only_when_the_provider_dedupli
     else:
         assert row.status == "failed" and row.status_reason.startswith("interrupted:")
         assert survivor.sent == []
+
+
+def test_a_send_job_that_keeps_failing_leaves_the_message_failed_with_the_error(
+        db, session_factory, channel_settings, make_customer, welcome):
+    from clm.channels.sending import job_died
+
+    settings = channel_settings.model_copy(update={"send_max_attempts": 1})
+    customer = make_customer()
+    message = enqueue_message(db, customer_id=customer.id, channel="email", template_key="welcome",
+                              idempotency_key="k", settings=settings)
+    db.commit()
+
+    def crash(session, job):
+        raise RuntimeError("database went away")
+
+    registry = Registry()
+    registry.register("channels.send", crash, on_dead=job_died)
+    run_due(session_factory, registry, "w")
+    row = fresh(db, message)
+    assert row.status == "failed"
+    assert row.status_reason == "the send job failed 1 times: RuntimeError: database went away"
