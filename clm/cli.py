@@ -9,6 +9,7 @@ from clm.analytics.cli import analytics_app
 from clm.demo.cli import demo
 from clm.imports.cli import import_app
 from clm.jobs.cli import jobs_app
+from clm.journeys.cli import journeys_app
 from clm.lifecycle.cli import lifecycle_app
 from clm.worker.cli import worker
 
@@ -24,6 +25,7 @@ app.add_typer(lifecycle_app, name="lifecycle")
 app.add_typer(analytics_app, name="analytics")
 app.command("worker")(worker)
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(journeys_app, name="journeys")
 app.add_typer(users_app, name="users")
 app.command("demo")(demo)
 

@@ -347,4 +347,4 @@ def _check(model: type[BaseModel], data: Any, path: str) -> Any:
 
 def dump_definition(definition: Definition) -> dict[str, Any]:
     """The definition as JSON data again (what is stored and exported)."""
-    return definition.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return definition.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
