@@ -49,6 +49,10 @@ class Key(NamedTuple):
         return 1 if self.verified and self.kind in ("email", "phone") else PRIORITY[self.kind]
 
 
+def _rank(key: Key) -> int:
+    return key.rank
+
+
 @dataclass
 class _Known:
     customer_id: int  # negative: a customer created in this transaction, not yet written
@@ -96,7 +100,8 @@ class IdentityResolver:
         if not keys:
             raise ValueError("at least one identity is needed")
         self.prefetch(keys)
-        keys = sorted(keys, key=lambda k: k.rank)
+        if len(keys) > 1:
+            keys = sorted(keys, key=_rank)
         found = [(k, self.known[(k.kind, k.value)]) for k in keys if self.known[(k.kind, k.value)]]
         new_user = next((k for k in keys if k.kind == "user_id" and self.known[(k.kind, k.value)] is None), None)
         if found and not (new_user is not None and self._has_user_id(self.current(found[0][1].customer_id))):

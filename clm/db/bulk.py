@@ -20,16 +20,29 @@ from sqlalchemy.orm import Session
 from clm.db.base import UTCDateTime
 
 
-def _json(value: Any) -> str | None:
+def json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _sqlite_time(value: datetime | None) -> str | None:
+_last_time: tuple[datetime | None, str | None] = (None, None)
+
+
+def sqlite_time(value: datetime | None) -> str | None:
+    """A UTC datetime as SQLite stores it: text "YYYY-MM-DD HH:MM:SS.ffffff".
+
+    Rows written together often repeat one datetime (created_at = updated_at = now), so the last
+    conversion is remembered.
+    """
+    global _last_time
     if value is None:
         return None
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
+    last = _last_time
+    if value is last[0]:
+        return last[1]
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    text = utc.isoformat(" ", "microseconds")[:26]
+    _last_time = (value, text)
+    return text
 
 
 def _sqlite_date(value: date | None) -> str | None:
@@ -45,10 +58,10 @@ def _converter(column: sa.Column, dialect: str) -> tuple[Callable[[Any], Any], s
     placeholder = "?" if dialect == "sqlite" else "%s"
     kind = column.type
     if isinstance(kind, sa.JSON) or isinstance(getattr(kind, "impl", None), sa.JSON) or "JSON" in type(kind).__name__.upper():
-        return _json, placeholder if dialect == "sqlite" else "%s::jsonb"
+        return json_text, placeholder if dialect == "sqlite" else "%s::jsonb"
     if dialect == "sqlite":
         if isinstance(kind, UTCDateTime):
-            return _sqlite_time, placeholder
+            return sqlite_time, placeholder
         if isinstance(kind, sa.Date):
             return _sqlite_date, placeholder
     return _identity, placeholder
@@ -85,6 +98,18 @@ def insert_rows(session: Session, table: sa.Table, columns: Sequence[str], rows:
     session.connection().exec_driver_sql(sql, params)
 
 
+def insert_prepared(session: Session, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                    on_conflict: str = "") -> None:
+    """Like `insert_rows`, for rows already in the driver's form: JSON columns as JSON text, and on
+    SQLite UTC datetimes as text (`sqlite_time`). The ingestion pipeline prepares its rows while it
+    validates, outside the single writer's transaction."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    sql, _ = _statement(table, tuple(columns), dialect, f" {on_conflict}" if on_conflict else "")
+    session.connection().exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
+
+
 def executemany(session: Session, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     """Run one fixed statement (written by the caller, `?` placeholders) for every row, via the driver.
 
@@ -95,7 +120,7 @@ def executemany(session: Session, sql: str, rows: Sequence[Sequence[Any]]) -> No
         return
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
-        rows = [tuple(_sqlite_time(v) if isinstance(v, datetime) else v for v in row) for row in rows]
+        rows = [tuple(sqlite_time(v) if isinstance(v, datetime) else v for v in row) for row in rows]
     else:
         sql = sql.replace("?", "%s")
     session.connection().exec_driver_sql(sql, list(rows))

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
+import weakref
+
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger("clm.db")
+# A writer's commit that finds the write-ahead log past this many pages copies it into the database
+# itself (SQLite's default is 1,000). Servers checkpoint in the background (below), so a commit only
+# pays for it when the background checkpoints cannot keep up.
+_AUTOCHECKPOINT_PAGES = 10_000
+_CHECKPOINT_EVERY = 0.25  # seconds
+_CHECKPOINT_FROM_BYTES = 1 << 20  # WAL size worth a checkpoint
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -16,6 +29,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
     cursor.close()
 
 
@@ -59,3 +73,47 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
 
 def make_session_factory(engine: sa.Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def checkpoint_in_background(engine: sa.Engine) -> threading.Thread | None:
+    """Copy the SQLite write-ahead log into the database from a thread of its own.
+
+    A checkpoint is work (reading the log, writing and syncing the database file) that SQLite otherwise
+    does inside whichever commit pushes the log past its threshold: that commit, and every writer
+    queued behind it, waits. A PASSIVE checkpoint runs beside writers and readers without blocking them,
+    and the sqlite3 module releases the GIL while it runs, so it uses another core. Servers call this
+    once per engine; other processes keep SQLite's own checkpoints.
+    """
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    path = url.database
+    wal = path + "-wal"
+    engine_ref = weakref.ref(engine)
+
+    def run() -> None:
+        import os
+        import time
+
+        conn = None
+        try:
+            while engine_ref() is not None:
+                time.sleep(_CHECKPOINT_EVERY)
+                try:
+                    if os.path.getsize(wal) < _CHECKPOINT_FROM_BYTES:
+                        continue
+                    if conn is None:
+                        conn = sqlite3.connect(path, timeout=0, check_same_thread=False)
+                        conn.execute("PRAGMA busy_timeout=0")
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except FileNotFoundError:
+                    continue
+                except sqlite3.Error as exc:  # busy, or the file went away: try again later
+                    log.debug("background checkpoint skipped: %s", exc)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    thread = threading.Thread(target=run, name="clm-sqlite-checkpoint", daemon=True)
+    thread.start()
+    return thread

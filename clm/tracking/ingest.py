@@ -27,7 +27,7 @@ from clm.commerce.service import record_orders, record_refund, upsert_products
 from clm.customers.identity import IdentityResolver, Key
 from clm.customers.models import Customer
 from clm.customers.profile import apply_profile, normalize_email, phone_e164, read_traits
-from clm.db.bulk import executemany, insert_rows
+from clm.db.bulk import executemany, insert_prepared, insert_rows, json_text, sqlite_time
 from clm.lib.clock import as_utc
 from clm.lib.errors import FieldError
 from clm.outbox.service import emit_many
@@ -79,6 +79,9 @@ class _Item:
     profile: dict[str, Any] | None
     commerce: Any
     received_at: datetime
+    name: str | None = None
+    properties_json: str = "{}"  # the event row's JSON, serialised while validating (outside the writer)
+    context_json: str = "{}"
     customer_id: int = 0
 
 
@@ -139,7 +142,9 @@ def _prepare_one(index: int, raw: Any, forced_type: str | None, received_at: dat
         commerce = parse_commerce(msg.event, msg.properties, currency)
     timestamp = event_timestamp(msg, received_at, batch_sent_at)
     keys = [] if msg.type == "alias" else identity_keys(msg, profile, region)
-    return _Item(index, msg, timestamp, keys, profile, commerce, received_at)
+    name, properties = _event_fields(msg)
+    return _Item(index, msg, timestamp, keys, profile, commerce, received_at, name, json_text(properties),
+                 json_text(msg.context))
 
 
 def prepare(raws: list[Any], *, received_at: datetime, forced_type: str | None = None,
@@ -229,31 +234,33 @@ def _apply_profiles(session: Session, items: list[_Item], created: set[int]) -> 
     emit_many(session, changes)
 
 
-def _event_name(msg: Message) -> str | None:
-    if msg.type == "track":
-        return msg.event
-    if msg.type in ("page", "screen"):
-        return msg.name
-    return None
+def _event_fields(msg: Message) -> tuple[str | None, dict[str, Any]]:
+    """The event row's name and properties for a message."""
+    name = msg.event if msg.type == "track" else msg.name if msg.type in ("page", "screen") else None
+    properties = msg.properties
+    if msg.type in ("identify", "group"):
+        properties = {"traits": msg.traits, **({"groupId": msg.groupId} if msg.groupId else {})}
+    elif msg.type == "alias":
+        properties = {"previousId": msg.previousId}
+    if msg.category:
+        properties = {**properties, "category": msg.category}
+    return name, properties
 
 
 def _write_events(session: Session, items: list[_Item], source: str) -> None:
+    as_text = session.get_bind().dialect.name == "sqlite"
     rows = []
     daily: Counter[tuple[int, str, Any]] = Counter()
+    received, received_value = None, None  # one request's items share their received_at
     for it in items:
         msg = it.msg
-        name = _event_name(msg)
-        properties = msg.properties
-        if msg.type in ("identify", "group"):
-            properties = {"traits": msg.traits, **({"groupId": msg.groupId} if msg.groupId else {})}
-        elif msg.type == "alias":
-            properties = {"previousId": msg.previousId}
-        if msg.category:
-            properties = {**properties, "category": msg.category}
-        rows.append((msg.messageId, it.customer_id, msg.type, name, properties, msg.context, it.timestamp,
-                     it.received_at, source))
-        daily[(it.customer_id, name or msg.type, it.timestamp.date())] += 1
-    insert_rows(session, _events, _EVENT_COLUMNS, rows)
+        if it.received_at is not received:
+            received = it.received_at
+            received_value = sqlite_time(received) if as_text else received
+        rows.append((msg.messageId, it.customer_id, msg.type, it.name, it.properties_json, it.context_json,
+                     sqlite_time(it.timestamp) if as_text else it.timestamp, received_value, source))
+        daily[(it.customer_id, it.name or msg.type, it.timestamp.date())] += 1
+    insert_prepared(session, _events, _EVENT_COLUMNS, rows)
     insert_rows(session, _daily, ("customer_id", "name", "day", "count"),
                 [(c, n, d, k) for (c, n, d), k in daily.items()], on_conflict=_DAILY_UPSERT)
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import clm
 from clm.config import Settings, get_settings
-from clm.db.engine import make_engine, make_session_factory
+from clm.db.engine import checkpoint_in_background, make_engine, make_session_factory
 from clm.web import errors
 
 
@@ -18,7 +18,9 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     """Build the app. Tests pass a session factory bound to their rolled-back connection."""
     settings = settings or get_settings()
     if session_factory is None:
-        session_factory = make_session_factory(make_engine(settings.database_url))
+        engine = make_engine(settings.database_url)
+        checkpoint_in_background(engine)
+        session_factory = make_session_factory(engine)
     from clm.tracking.writer import BatchWriter
 
     writer = BatchWriter(session_factory)
