@@ -327,6 +327,8 @@ class RedeemIn(BaseModel):
     reward_id: int | None = Field(None, ge=1, description="A reward from the catalogue...")
     points: int | None = Field(None, ge=1, description="...or points to pay towards a cart (with cart_total).")
     cart_total: int | None = Field(None, ge=0)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=128,
+                                        description="Instead of the Idempotency-Key header.")
 
 
 class RedemptionOut(BaseModel):
@@ -351,19 +353,24 @@ def _redemption_out(row) -> RedemptionOut:
     return RedemptionOut.model_validate({f: getattr(row, f) for f in RedemptionOut.model_fields})
 
 
-IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=128,
-                                       description="A key of the client's choosing; a repeat returns the first result.")]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128,
+                                              description="A key of the client's choosing (or `idempotency_key` in "
+                                              "the body); a repeat returns the first result.")]
 
 
 @router.post("/redemptions", response_model=RedemptionOut, status_code=201, summary="Redeem points",
              responses={**error_responses(404, 409, 422), 200: {"description": "A repeat of an earlier request."}})
-def redeem(body: RedeemIn, response: Response, idempotency_key: IdempotencyKey, _key: ApiKey = Depends(write),
-           session: Session = Depends(get_session)) -> RedemptionOut:
+def redeem(body: RedeemIn, response: Response, idempotency_key: IdempotencyKey = None,
+           _key: ApiKey = Depends(write), session: Session = Depends(get_session)) -> RedemptionOut:
     """Takes the points (earliest-expiring first) and issues a voucher code. More than the balance: 409
     `insufficient_points`; out of stock, not for this tier, over the limit: 409 naming the problem."""
+    key = idempotency_key or body.idempotency_key
+    if not key:
+        raise ApiError(422, "missing", "send an Idempotency-Key header (or idempotency_key in the body)",
+                       "idempotency_key")
     get_customer(session, body.customer_id)
     with _writing(session):
-        row, created = rewards.redeem(session, _program(session), body.customer_id, idempotency_key=idempotency_key,
+        row, created = rewards.redeem(session, _program(session), body.customer_id, idempotency_key=key,
                                       now=utcnow(), reward_id=body.reward_id, points=body.points,
                                       cart_total=body.cart_total)
     if not created:
@@ -462,9 +469,8 @@ def referral_create(body: ReferralIn, _key: ApiKey = Depends(write),
 
 
 @router.get("/members/{customer_id}/referrals", response_model=ReferralsOut, summary="A member's referrals",
-            responses=error_responses(404))
-def member_referrals(customer_id: Id, _key: ApiKey = Depends(write),
-                     session: Session = Depends(get_session)) -> ReferralsOut:
+            dependencies=[read], responses=error_responses(404))
+def member_referrals(customer_id: Id, session: Session = Depends(get_session)) -> ReferralsOut:
     """The member's code (made on first use), who referred them and whom they referred."""
     with _writing(session):
         code = referrals.referral_code(session, customer_id, utcnow())

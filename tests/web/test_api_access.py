@@ -11,6 +11,7 @@ from clm.access.keys import SCOPES, revoke
 from clm.access.models import ApiKey
 from clm.analytics.refresh import refresh
 from clm.commerce.models import Product
+from tests.loyalty import access_target as loyalty
 
 ENDPOINTS = [
     ("GET", "/api/v1/customers", "customers:read"),
@@ -41,6 +42,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/segments/{id}/members", "segments:read"),
     ("POST", "/api/v1/segments/{id}/members", "segments:write"),
     ("GET", "/api/v1/segments/{id}/export.csv", "segments:read"),
+    *loyalty.ENDPOINTS,
 ]
 BODIES = {
     ("POST", "/api/v1/customers"): {"email": "new@example.vn"},
@@ -52,6 +54,7 @@ BODIES = {
     ("POST", "/api/v1/segments/preview"): {"rules": {"type": "stage", "stages": ["retention"]}},
     ("PUT", "/api/v1/segments/{id}"): {"name": "VIP", "kind": "static"},
     ("POST", "/api/v1/segments/{id}/members"): {"add": []},
+    **loyalty.BODIES,  # a callable body is made from the target (ids known only once it exists)
 }
 ids = pytest.mark.parametrize("method,path,scope", ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
 
@@ -68,14 +71,16 @@ def target(shop):
 
     segment = save_segment(shop.db, name="VIP", kind="static")
     shop.db.commit()
-    return {"/customers/": customer.id, "/orders/": order.id, "/products/": product_id, "/segments/": segment.id}
+    return {"/customers/": customer.id, "/orders/": order.id, "/products/": product_id, "/segments/": segment.id,
+            **loyalty.loyalty_target(shop, customer)}
 
 
 def call(client, method, template, target, headers):
     path = template
     for prefix, value in target.items():
         path = path.replace(prefix + "{id}", f"{prefix}{value}")
-    return client.request(method, path, json=BODIES.get((method, template)), headers=headers)
+    body = BODIES.get((method, template))
+    return client.request(method, path, json=body(target) if callable(body) else body, headers=headers)
 
 
 def test_every_native_api_endpoint_has_an_access_test(app):
