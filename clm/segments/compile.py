@@ -261,7 +261,9 @@ def _t(value: datetime) -> sa.BindParameter:
 def _orders(c: r.OrdersCondition, ctx: Context) -> sa.ColumnElement[bool]:
     if c.metric != "average_order_value":
         column = _ORDER_COLUMNS[c.metric]
-        if c.metric in ("count", "revenue"):
+        if c.metric in ("count", "revenue") and _zero_satisfies(c):
+            # without stats a customer has 0 orders; only when 0 can match does that need saying (a plain
+            # column lets the database filter customer_stats first instead of outer-joining all of it)
             column = sa.func.coalesce(column, 0)
         return _compare(column, c, r.field_type(c), ctx)
     # AOV = revenue / orders, compared as revenue against value × orders: no division, the same floats
@@ -284,6 +286,14 @@ def _orders(c: r.OrdersCondition, ctx: Context) -> sa.ColumnElement[bool]:
         "in": lambda: sa.or_(*(revenue == times(v) for v in c.value)),
     }[c.op]()
     return sa.and_(has, positive)
+
+
+def _zero_satisfies(c: r.Comparison) -> bool:
+    """Whether 0 passes the positive form of a number comparison (a negative one is its complement)."""
+    op, v = r.NEGATIVE_OPS.get(c.op, c.op), c.value
+    return {"exists": lambda: True, "eq": lambda: v == 0, "gt": lambda: 0 > v, "gte": lambda: 0 >= v,
+            "lt": lambda: 0 < v, "lte": lambda: 0 <= v, "between": lambda: v[0] <= 0 <= v[1],
+            "in": lambda: 0 in v}[op]()
 
 
 def _event(c: r.EventCondition, ctx: Context) -> sa.ColumnElement[bool]:
