@@ -85,3 +85,30 @@ def test_verify_lists_a_balance_that_disagrees_with_the_ledger(db, program):
     [diff, lots_diff] = verify(db)
     assert (diff.customer_id, diff.what, diff.stored, diff.computed) == (customer.id, "available", 90, 100)
     assert lots_diff.what == "available (lots)"
+
+
+def test_merging_two_members_folds_their_balances_and_the_ledger_still_verifies(db, program):
+    from clm.customers.merge import merge_customers
+
+    winner, loser = make_customer(db), make_customer(db)
+    a = ledger.lock_member(db, winner.id, T0)
+    _earn(db, program, a, 100, "w")
+    b = ledger.lock_member(db, loser.id, T0)
+    _earn(db, program, b, 40, "l", pending=True)
+    merge_customers(db, winner.id, loser.id, "test")
+    db.expire_all()
+    member = ledger.lock_member(db, winner.id, T0)
+    assert (member.available, member.pending) == (100, 40)
+    assert verify(db) == []
+
+
+def test_erasing_a_customer_erases_their_ledger(db, program):
+    from clm.customers.service import delete_customer
+    from clm.loyalty.models import Entry
+
+    customer = make_customer(db)
+    member = ledger.lock_member(db, customer.id, T0)
+    _earn(db, program, member, 100, "x")
+    ledger.debit(db, member, program, key="y", points=10, reason="r", source="redemption", source_id=None, now=T0)
+    delete_customer(db, customer.id)
+    assert db.query(Entry).filter_by(customer_id=customer.id).count() == 0
