@@ -70,16 +70,19 @@ def merge_many(session: Session, merges: list[tuple[int, int, str]]) -> list[Cus
     ):
         moved[cid]["identities"].append({"kind": kind, "value": value})
     pairs = [(w, lo) for w, lo, _ in merges]
-    for table, cls in _customer_tables():
+    tables = _customer_tables()
+    # One query finds which tables hold anything of the losers (most hold nothing of a new visitor);
+    # only those are touched.
+    held, touched = _rows_held(session, [table for table, _ in tables], losers)
+    for table, cls in tables:
+        if table.name not in touched:
+            continue
         if cls is not None and hasattr(cls, "merge_customers"):
             counts = cls.merge_customers(session, pairs)
         elif cls is not None and hasattr(cls, "merge_customer"):
             counts = {lo: cls.merge_customer(session, w, lo) for w, lo in pairs}
         else:
-            counts = dict(session.execute(
-                sa.select(table.c.customer_id, sa.func.count()).where(table.c.customer_id.in_(losers))
-                .group_by(table.c.customer_id)
-            ).all())
+            counts = held.get(table.name, {})
             if counts:
                 session.execute(
                     sa.update(table).where(table.c.customer_id == sa.bindparam("loser"))
@@ -108,6 +111,34 @@ def merge_many(session: Session, merges: list[tuple[int, int, str]]) -> list[Cus
     emit_many(session, [("customer.merged", w, {"winner_id": w, "loser_id": lo, "reason": r}) for w, lo, r in merges])
     session.flush()
     return records
+
+
+def _customer_columns(table: sa.Table) -> list[sa.Column]:
+    """`customer_id` and every other column of `table` that refers to a customer (a referrer, ...)."""
+    others = [c for c in table.c if c.name != "customer_id"
+              and any(fk.column.table.name == "customers" for fk in c.foreign_keys)]
+    return [table.c.customer_id, *others]
+
+
+def _rows_held(session: Session, tables: list[sa.Table],
+               customers: list[int]) -> tuple[dict[str, dict[int, int]], set[str]]:
+    """Rows per table and customer (by `customer_id`), and the tables where any column refers to one of
+    `customers`; for many tables in one statement."""
+    if not tables:
+        return {}, set()
+    query = sa.union_all(*[
+        sa.select(sa.literal(table.name).label("t"), sa.literal(column.name).label("col"),
+                  column.label("c"), sa.func.count().label("n"))
+        .where(column.in_(customers)).group_by(column)
+        for table in tables for column in _customer_columns(table)
+    ])
+    held: dict[str, dict[int, int]] = {}
+    touched: set[str] = set()
+    for name, column, customer_id, count in session.execute(query):
+        touched.add(name)
+        if column == "customer_id":
+            held.setdefault(name, {})[customer_id] = count
+    return held, touched
 
 
 def _fold_profiles(winner: Customer, losers: list[Customer], moved: dict[int, dict[str, Any]]) -> None:
