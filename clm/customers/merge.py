@@ -8,6 +8,7 @@ anonymous visitor logging in) would otherwise cost a dozen statements each.
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -123,22 +124,38 @@ def _customer_columns(table: sa.Table) -> list[sa.Column]:
 def _rows_held(session: Session, tables: list[sa.Table],
                customers: list[int]) -> tuple[dict[str, dict[int, int]], set[str]]:
     """Rows per table and customer (by `customer_id`), and the tables where any column refers to one of
-    `customers`; for many tables in one statement."""
+    `customers`; for every table in one statement."""
     if not tables:
         return {}, set()
-    query = sa.union_all(*[
-        sa.select(sa.literal(table.name).label("t"), sa.literal(column.name).label("col"),
-                  column.label("c"), sa.func.count().label("n"))
-        .where(column.in_(customers)).group_by(column)
-        for table in tables for column in _customer_columns(table)
-    ])
+    dialect = session.get_bind().dialect.name
+    sql, selects = _rows_held_sql(tuple(tables), len(customers), dialect)
     held: dict[str, dict[int, int]] = {}
     touched: set[str] = set()
-    for name, column, customer_id, count in session.execute(query):
+    for name, column, customer_id, count in session.connection().exec_driver_sql(sql, tuple(customers) * selects):
         touched.add(name)
         if column == "customer_id":
             held.setdefault(name, {})[customer_id] = count
     return held, touched
+
+
+@lru_cache(maxsize=64)
+def _rows_held_sql(tables: tuple[sa.Table, ...], count: int, dialect: str) -> tuple[str, int]:
+    """The statement for `_rows_held`, written once per table set and number of customers (building and
+    compiling a forty-way UNION through SQLAlchemy on every merge cost more than running it). Names
+    come from the table metadata; the customer ids are bound parameters."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    marks = ", ".join([mark] * count)
+
+    def quote(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    parts = []
+    for table in tables:
+        for column in _customer_columns(table):
+            parts.append(f"SELECT '{table.name}', '{column.name}', {quote(column.name)}, count(*) "  # noqa: S608
+                         f"FROM {quote(table.name)} WHERE {quote(column.name)} IN ({marks}) "
+                         f"GROUP BY {quote(column.name)}")
+    return " UNION ALL ".join(parts), len(parts)
 
 
 def _fold_profiles(winner: Customer, losers: list[Customer], moved: dict[int, dict[str, Any]]) -> None:
