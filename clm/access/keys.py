@@ -18,7 +18,8 @@ from clm.access.models import ApiKey, WriteKey
 from clm.lib.clock import utcnow
 
 SCOPES = ("customers:read", "customers:write", "events:read", "orders:read", "products:read", "segments:read",
-          "segments:write", "journeys:read", "journeys:write", "admin")
+          "segments:write", "journeys:read", "journeys:write", "loyalty:read", "loyalty:write", "loyalty:manage",
+          "admin")
 READ_ALL = ["customers:read", "events:read", "orders:read", "products:read"]
 
 

@@ -20,11 +20,13 @@ LOCALES = ("vi", "en")
 MIN_PASSWORD_LENGTH = 10
 
 # overview: the KPI page; customers: list, search and customer 360; analytics: the CLV, RFM, cohort and
-# model-fit pages; settings:read: see keys and users; settings:write: create and revoke keys, manage users.
+# model-fit pages; settings:read: see keys and users; settings:write: create and revoke keys, manage users;
+# jobs: the job queue's page (counts, dead jobs, retry and cancel).
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read",
-                        "settings:write"}),
-    "manager": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read"}),
+                        "settings:write", "jobs"}),
+    "manager": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read",
+                          "jobs"}),
     "marketer": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write"}),
     "sales": frozenset({"customers", "segments:read"}),
     "agent": frozenset({"customers"}),

@@ -183,13 +183,35 @@ def enqueue_many(session: Session, *, customer_ids: list[int], channel: str, tem
         part = ids[start:start + chunk]
         rows, job_ids = _prepare_chunk(session, part, channel, purpose, template_key, version, idempotency_prefix,
                                        context, broadcast_id, settings, now, when, quiet, counts)
-        insert_rows(session, _messages, _COLUMNS, rows)
-        insert_rows(session, _events, ("message_id", "status", "reason", "detail", "at"),
-                    [(r[0], r[13], r[14], {}, now) for r in rows])
+        _bulk_insert(session, _messages, _COLUMNS, rows)
+        _bulk_insert(session, _events, ("message_id", "status", "reason", "detail", "at"),
+                     [(r[0], r[13], r[14], {}, now) for r in rows])
+        # The messages are new, so no job can exist for them yet: the jobs go in without unique keys,
+        # which lets the queue COPY them on PostgreSQL (the message's own key guards duplicates).
         queue.enqueue_many(session, SEND_JOB, [{"message_id": i} for i in job_ids], run_at=run_at,
-                           unique_keys=[send_job_key(i) for i in job_ids],
                            max_attempts=settings.send_max_attempts, now=now)
     return {status: n for status, n in counts.items() if n}
+
+
+def _bulk_insert(session: Session, table: sa.Table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """COPY on PostgreSQL (several times faster than executemany for wide rows), executemany on SQLite."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        insert_rows(session, table, columns, rows)
+        return
+    import orjson
+
+    json_at = [i for i, c in enumerate(columns) if c in ("data", "detail")]
+    cur = session.connection().connection.driver_connection.cursor()
+    names = ", ".join(columns)  # from the model, never input
+    with cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            if json_at:
+                row = list(row)
+                for i in json_at:
+                    row[i] = orjson.dumps(row[i]).decode()
+            copy.write_row(row)
 
 
 class _NoCap:
@@ -203,12 +225,18 @@ class _NoCap:
         return getattr(self._s, name)
 
 
+# What templates and guardrails read of a customer: plain rows load several times faster than ORM objects.
+_PROFILE = (Customer.id, Customer.external_id, Customer.email, Customer.phone, Customer.full_name, Customer.given_name,
+            Customer.family_name, Customer.city, Customer.birthday, Customer.gender, Customer.lifecycle_stage,
+            Customer.traits)
+
+
 def _prepare_chunk(session, part, channel, purpose, template_key, version, prefix, context, broadcast_id, settings,
                    now, when, quiet, counts):
     keys = {cid: f"{prefix}:{cid}" for cid in part}
     taken = set(session.scalars(sa.select(Message.idempotency_key).where(
         Message.idempotency_key.in_(list(keys.values())))))
-    customers = [c for c in session.scalars(sa.select(Customer).where(
+    customers = [c for c in session.execute(sa.select(*_PROFILE).where(
         Customer.id.in_(part), Customer.merged_into_id.is_(None))) if keys[c.id] not in taken]
     counts["existing"] += len(taken)
     psids: dict[int, str] = {}

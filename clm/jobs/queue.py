@@ -262,9 +262,10 @@ def _get(session: Session, job_id: int) -> Job:
 
 
 def cancel(session: Session, job_id: int, now: datetime | None = None) -> Job:
-    """Stop a job that has not finished; a running one's worker finds it gone and rolls back."""
+    """Stop a job that has not finished (a running one's worker finds it gone and rolls back), or
+    dismiss a dead one: cancelled jobs are pruned with the finished ones."""
     job = _get(session, job_id)
-    if job.state in UNFINISHED:
+    if job.state in (*UNFINISHED, DEAD):
         job.state, job.completed_at, job.lease_expires_at = CANCELLED, now or utcnow(), None
         session.flush()
     return job

@@ -29,18 +29,16 @@ _uses = LotUse.__table__
 
 
 class LedgerError(Exception):
-    """A request the ledger refuses; `code` is stable, `status` the HTTP answer, `field` the input."""
+    """A request the ledger refuses; `code` is stable, `status` the HTTP answer (409: the state of the
+    balance, voucher or reward does not allow it; 422: the input itself is wrong), `field` the input."""
 
-    status = 422
-
-    def __init__(self, message: str, code: str = "invalid", field: str | None = None, **extra: Any):
+    def __init__(self, message: str, code: str = "invalid", field: str | None = None, status: int = 409,
+                 **extra: Any):
         super().__init__(message)
-        self.message, self.code, self.field, self.extra = message, code, field, extra
+        self.message, self.code, self.field, self.status, self.extra = message, code, field, status, extra
 
 
 class InsufficientPoints(LedgerError):
-    status = 409
-
     def __init__(self, wanted: int, available: int, field: str | None = "points"):
         super().__init__(f"the member has {available} points available, fewer than the {wanted} asked for",
                          "insufficient_points", field, available=available, wanted=wanted)
@@ -147,7 +145,7 @@ def credit(session: Session, member: Member, program: Program, *, key: str, poin
     False when `key` was seen before (nothing changes and the first entry is returned).
     """
     if points < 0:
-        raise LedgerError("a credit cannot be negative", "invalid", "points")
+        raise LedgerError("a credit cannot be negative", "invalid", "points", 422)
     first = find_entry(session, key)
     if first is not None:
         return first, session.scalar(sa.select(Lot).where(Lot.entry_id == first.id)), False
@@ -185,7 +183,7 @@ def debit(session: Session, member: Member, program: Program, *, key: str, point
     Raises InsufficientPoints (nothing written) when fewer are available. (entry, applied) as `credit`.
     """
     if points <= 0:
-        raise LedgerError("points to take must be a positive whole number", "invalid", "points")
+        raise LedgerError("points to take must be a positive whole number", "invalid", "points", 422)
     first = find_entry(session, key)
     if first is not None:
         return first, False
@@ -274,9 +272,9 @@ def adjust(session: Session, member: Member, program: Program, *, key: str, poin
     """A staff correction: positive points are a new lot available now; negative ones are taken from the
     available lots (never into debt). `reason` is required."""
     if not reason or not reason.strip():
-        raise LedgerError("an adjustment needs a reason", "invalid", "reason")
+        raise LedgerError("an adjustment needs a reason", "invalid", "reason", 422)
     if points == 0:
-        raise LedgerError("an adjustment must change the balance", "invalid", "points")
+        raise LedgerError("an adjustment must change the balance", "invalid", "points", 422)
     if points > 0:
         entry, _lot, applied = credit(session, member, program, key=key, points=points, reason=reason,
                                       source="staff", source_id=staff, at=now, now=now, kind="adjust",

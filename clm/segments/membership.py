@@ -7,21 +7,30 @@ second run changes nothing and emits nothing.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from clm.customers.models import Customer
+from clm.db.idlist import ids_table, ids_value
 from clm.lifecycle.models import CustomerStats
-from clm.outbox.service import emit_many
-from clm.segments.compile import SCORES, compile_rules, members_query, uses_scores
+from clm.outbox.service import emit_many, emit_to_customers
+from clm.segments.compile import SCORES, compile_rules, expand, members_query, uses_scores
 from clm.segments.lookup import make_context
 from clm.segments.models import Segment, SegmentMember
-from clm.segments.rules import parse_rules
+from clm.segments.rules import (
+    RELATIVE_OPS,
+    SegmentCondition,
+    StageEnteredCondition,
+    field_type,
+    parse_rules,
+)
 
 _m = SegmentMember.__table__
 _c = Customer.__table__
@@ -32,7 +41,6 @@ _MEMBERS_LOCK = 0x636C6D_05
 CHUNK = 1000
 RANGE = 50_000
 COLUMNS = 64  # segments answered by one query
-SCOPES = 8  # distinct lists of customers named in one query (more: one list for all)
 
 
 @dataclass(frozen=True)
@@ -78,62 +86,101 @@ def recheck(session: Session, segment: Any, customer_ids: Iterable[int], now: da
 
 def recheck_many(session: Session, wanted: Iterable[tuple[Any, set[int]]], now: datetime,
                  timezone: str = "Asia/Ho_Chi_Minh") -> Change:
-    """Re-check, for each (dynamic segment, customer ids), those customers against that segment: per chunk
-    of customers one query answers every segment (a boolean column each), one query reads their current
-    members, and entries, exits, sizes and outbox events are written in bulk."""
+    """Re-check, for each (dynamic segment, customer ids), those customers against that segment.
+
+    Segments re-checked for the same customers (those counting the same event, or every segment for a
+    new customer) are answered together: per chunk of those customers one query, a 0-3 column per segment
+    (matches, is a member). A segment's query reads only its own customers, so a batch costs in proportion
+    to the (segment, customer) pairs it can affect. Entries, exits, sizes and outbox events are then
+    written in bulk."""
     wanted = [(s, set(ids)) for s, ids in wanted if ids and s.kind == "dynamic"]
     if not wanted:
         return Change(0, 0)
     lock(session)
     nodes = {s.id: parse_rules(s.rules) for s, _ in wanted}
-    everyone = sorted(set().union(*(ids for _, ids in wanted)))
-    entered, exited = 0, 0
-    for start in range(0, len(everyone), CHUNK):
-        chunk = everyone[start:start + CHUNK]
-        in_chunk = set(chunk)
-        todo = [(s, ids & in_chunk) for s, ids in wanted]
-        todo = [(s, ids) for s, ids in todo if ids]
-        for first in range(0, len(todo), COLUMNS):
-            group = todo[first:first + COLUMNS]
-            states = _states(session, [(s.id, nodes[s.id], ids) for s, ids in group], now, timezone)
-            changes = []
-            for k, (segment, ids) in enumerate(group):
-                changes.append((segment, {c for c in ids if states.get(c, ())[k:k + 1] == (1,)},
-                                {c for c in ids if states.get(c, ())[k:k + 1] == (2,)}))
-            change = apply_many(session, changes, now)
-            entered, exited = entered + change.entered, exited + change.exited
-    return Change(entered, exited)
+    groups: dict[frozenset[int], list[Any]] = {}
+    for segment, ids in wanted:
+        groups.setdefault(frozenset(ids), []).append(segment)
+    changes = []
+    for ids, segments in groups.items():
+        customers = sorted(ids)
+        for start in range(0, len(customers), CHUNK):
+            chunk = customers[start:start + CHUNK]
+            for first in range(0, len(segments), COLUMNS):
+                group = segments[first:first + COLUMNS]
+                states = _states(session, [(s.id, nodes[s.id]) for s in group], chunk, now, timezone)
+                for k, segment in enumerate(group):
+                    changes.append((segment, {c for c, row in states.items() if row[k] == 1},
+                                    {c for c, row in states.items() if row[k] == 2}))
+    return apply_many(session, changes, now)
 
 
-def _states(session: Session, wanted: list[tuple[int, Any, set[int]]], now: datetime,
+
+
+def _scope(dialect: str) -> sa.CTE:
+    """The customers a re-check reads, as a CTE over one parameter holding the whole list: a fixed object,
+    so that a segment's compiled column can be kept and reused by later batches (see _column), and a fixed
+    SQL text, which the database prepares once."""
+    ids = ids_table("scope_ids", dialect)
+    return sa.select(_c.c.id.label("id")).where(_c.c.id.in_(sa.select(ids.c.value))).cte("scope")
+
+
+_SCOPES = {dialect: _scope(dialect) for dialect in ("sqlite", "postgresql")}
+_COLUMNS: OrderedDict[tuple, tuple[sa.ColumnElement, bool]] = OrderedDict()
+_COLUMNS_KEPT = 2048
+
+
+def _states(session: Session, segments: list[tuple[int, Any]], customers: list[int], now: datetime,
             timezone: str) -> dict[int, tuple[int, ...]]:
     """customer id -> one number per segment: 0 out and not a member, 1 matches but not a member (enters),
-    2 a member who no longer matches (exits), 3 a member who matches. One SELECT over these customers,
-    a column per segment; each segment's sub-queries read only the customers re-checked for it (segments
-    re-checked for the same customers share one list)."""
-    everyone = sorted(set().union(*(ids for _, _, ids in wanted)))
-    ctx = make_context(session, now, timezone, scope_ids=everyone)
-    union = sa.select(_c.c.id.label("id")).where(_c.c.id.in_(everyone)).cte("scope")
-    # numbered in the order segments name them, so that the same shape of batch is the same statement
-    # (compiled once, then taken from SQLAlchemy's cache)
-    distinct = list(dict.fromkeys(frozenset(ids) for _, _, ids in wanted))
-    scopes = {ids: sa.select(_c.c.id.label("id")).where(_c.c.id.in_(sorted(ids))).cte(f"scope{k}")
-              for k, ids in enumerate(distinct)} if 1 < len(distinct) <= SCOPES else {}
+    2 a member who no longer matches (exits), 3 a member who matches; only customers with a 1 or a 2 for
+    some segment. One SELECT over these customers, a column per segment, whose sub-queries read only them."""
+    ctx = make_context(session, now, timezone, scope_ids=customers)
     source = _c.outerjoin(_s, _s.c.customer_id == _c.c.id)
     columns = []
-    for k, (segment_id, node, ids) in enumerate(wanted):
-        scope = scopes.get(frozenset(ids), union)
-        here = replace(ctx, scope=scope)
-        if uses_scores(node, here) and SCORES not in _froms(source):
+    for k, (segment_id, node) in enumerate(segments):
+        column, scores = _column(segment_id, node, ctx)
+        if scores and SCORES not in _froms(source):
             source = source.outerjoin(SCORES, SCORES.c.customer_id == _c.c.id)
+        columns.append(column.label(f"s{k}"))
+    # merged-away customers are read too: they match nothing, so their stays end
+    scope = _SCOPES[ctx.dialect]
+    query = sa.select(_c.c.id, *columns).select_from(source).where(_c.c.id.in_(sa.select(scope.c.id)))
+    rows = session.execute(query, {"scope_ids": ids_value(customers, ctx.dialect)})
+    return {row[0]: tuple(row[1:]) for row in rows if 1 in row[1:] or 2 in row[1:]}
+
+
+def _column(segment_id: int, node: Any, ctx: Any) -> tuple[sa.ColumnElement, bool]:
+    """A segment's state column (0-3, see _states) over the re-checked customers, and whether it reads
+    scores. Kept between batches while what it depends on is the same: the tree and the day (windows and
+    dates), or the instant when the tree compares times with now."""
+    key = (segment_id, repr(node), ctx.dialect, ctx.timezone, _clock_key(node, ctx))
+    found = _COLUMNS.get(key)
+    if found is None:
+        scope = _SCOPES[ctx.dialect]
+        here = replace(ctx, scope=scope)
         member = _c.c.id.in_(sa.select(_m.c.customer_id).where(
             _m.c.segment_id == segment_id, _m.c.exited_at.is_(None), _m.c.customer_id.in_(sa.select(scope.c.id))))
         matches = sa.and_(_c.c.merged_into_id.is_(None), compile_rules(node, here))
-        columns.append((sa.case((matches, 1), else_=0)
-                        + sa.case((member, 2), else_=0)).label(f"s{k}"))
-    # merged-away customers are read too: they match nothing, so their stays end
-    query = sa.select(_c.c.id, *columns).select_from(source).where(_c.c.id.in_(sa.select(union.c.id)))
-    return {row[0]: tuple(row[1:]) for row in session.execute(query)}
+        found = (sa.case((matches, 1), else_=0) + sa.case((member, 2), else_=0), uses_scores(node, here))
+        if key[-1] is not None:
+            _COLUMNS[key] = found
+            if len(_COLUMNS) > _COLUMNS_KEPT:
+                _COLUMNS.popitem(last=False)
+    else:
+        _COLUMNS.move_to_end(key)
+    return found
+
+
+def _clock_key(node: Any, ctx: Any) -> Any:
+    """What of the clock a compiled tree depends on: the UTC and the local day, or None (do not keep it)
+    when it compares times with the instant now or reads other segments (which may change)."""
+    for c in expand(node, ctx):
+        if isinstance(c, SegmentCondition | StageEnteredCondition):
+            return None
+        if getattr(c, "op", None) in RELATIVE_OPS and field_type(c) == "datetime":
+            return None
+    return (ctx.now.astimezone(UTC).date(), ctx.today)
 
 
 def _froms(source: sa.FromClause) -> set:
@@ -145,30 +192,45 @@ def _froms(source: sa.FromClause) -> set:
 
 
 def apply_many(session: Session, changes: list[tuple[Any, set[int], set[int]]], now: datetime) -> Change:
-    """apply() for several segments at once: one INSERT, one UPDATE (executemany) for the exits, one for
-    the sizes, one batch of outbox events."""
+    """apply() for several segments at once, in five statements whatever the number of segments: entries,
+    exits, each kind of outbox event (INSERT ... SELECT / UPDATE run per segment by executemany, each
+    segment's customer ids bound as one parameter), and sizes."""
     changes = [(s, sorted(e), sorted(x)) for s, e, x in changes if e or x]
     if not changes:
         return Change(0, 0)
-    entries = [{"segment_id": s.id, "customer_id": cid, "entered_at": now, "exited_at": None}
-               for s, entered, _ in changes for cid in entered]
-    exits = [{"b_segment": s.id, "b_customer": cid} for s, _, exited in changes for cid in exited]
+    dialect = session.get_bind().dialect.name
+    enter, leave = _writes(dialect)
+    entries = [(s, ids) for s, ids, _ in changes if ids]
+    exits = [(s, ids) for s, _, ids in changes if ids]
     if entries:
-        session.execute(sa.insert(_m), entries)
+        session.execute(enter, [{"b_segment": s.id, "customer_ids": ids_value(ids, dialect), "b_now": now}
+                                for s, ids in entries])
     if exits:
-        session.execute(sa.update(_m).where(_m.c.segment_id == sa.bindparam("b_segment"),
-                                            _m.c.customer_id == sa.bindparam("b_customer"),
-                                            _m.c.exited_at.is_(None)).values(exited_at=now), exits)
-    events = []
-    for s, entered, exited in changes:
-        payload = {"segment_id": s.id, "segment": s.name, "at": now.isoformat()}
-        events += [("segment.entered", cid, {**payload, "initial": False}) for cid in entered]
-        events += [("segment.exited", cid, payload) for cid in exited]
-    emit_many(session, events)
+        session.execute(leave, [{"b_segment": s.id, "customer_ids": ids_value(ids, dialect), "b_now": now}
+                                for s, ids in exits])
+
+    def payload(s: Any) -> dict[str, Any]:
+        return {"segment_id": s.id, "segment": s.name, "at": now.isoformat()}
+
+    emit_to_customers(session, "segment.entered", [(ids, {**payload(s), "initial": False}) for s, ids in entries])
+    emit_to_customers(session, "segment.exited", [(ids, payload(s)) for s, ids in exits])
     session.execute(sa.update(_seg).where(_seg.c.id == sa.bindparam("b_id"))
                     .values(size=_seg.c.size + sa.bindparam("b_delta", type_=sa.Integer)),
                     [{"b_id": s.id, "b_delta": len(e) - len(x)} for s, e, x in changes])
-    return Change(len(entries), len(exits))
+    return Change(sum(len(ids) for _, ids in entries), sum(len(ids) for _, ids in exits))
+
+
+@lru_cache(maxsize=2)
+def _writes(dialect: str) -> tuple[sa.Insert, sa.Update]:
+    """The entry INSERT ... SELECT and the exit UPDATE of one segment's customers (one parameter each)."""
+    ids = ids_table("customer_ids", dialect)
+    segment = sa.bindparam("b_segment", type_=sa.BigInteger)
+    enter = sa.insert(_m).from_select(["segment_id", "customer_id", "entered_at"], sa.select(
+        segment, ids.c.value, sa.bindparam("b_now", type_=_m.c.entered_at.type)))
+    leave = sa.update(_m).where(_m.c.segment_id == segment, _m.c.exited_at.is_(None),
+                                _m.c.customer_id.in_(sa.select(ids.c.value))
+                                ).values(exited_at=sa.bindparam("b_now", type_=_m.c.exited_at.type))
+    return enter, leave
 
 
 def refresh(session: Session, segment: Any, now: datetime, timezone: str = "Asia/Ho_Chi_Minh",

@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     from clm.customers.api import router as customers_router
     from clm.journeys.api import router as journeys_router
     from clm.lifecycle.api import router as lifecycle_router
+    from clm.loyalty.api import router as loyalty_router
     from clm.segments.api import router as segments_router
     from clm.tracking.api import router as tracking_router
     from clm.tracking.events_api import router as events_router
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     app.include_router(tracking_router)
     app.include_router(hooks_router)  # /hooks/...: providers' delivery reports and replies, signed
     for router in (customers_router, events_router, commerce_router, lifecycle_router, analytics_router,
-                   segments_router, journeys_router):
+                   segments_router, journeys_router, loyalty_router):
         app.include_router(router, prefix="/api/v1")
 
     from clm.web import pages

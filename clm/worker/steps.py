@@ -66,8 +66,26 @@ def build_steps(settings) -> list[Step]:
         # hourly check, daily work: a refresh runs when the newest one (CLI, demo or worker) is a day old
         Step("analytics.refresh", daily_scores, every=timedelta(hours=1)),
         *segment_steps(settings),
+        *loyalty_steps(settings),
         *journey_steps(settings),
         *job_steps(settings),
+    ]
+
+
+def loyalty_steps(settings) -> list[Step]:
+    """Points from orders, refunds and events; the sweep releases, expires, reviews tiers, rewards referrals."""
+    from clm.loyalty import consumers
+
+    def commit_chunk(session: Session) -> None:
+        from clm.db.engine import for_writing
+
+        session.commit()  # one chunk of members per transaction: each is locked only briefly
+        for_writing(session)
+
+    return [
+        Step("loyalty.outbox", consumers.OutboxConsumer()),
+        Step("loyalty.events", consumers.EventsConsumer()),
+        Step("loyalty.sweep", consumers.sweep_step(commit_chunk), every=timedelta(minutes=15)),
     ]
 
 

@@ -40,6 +40,9 @@ ROUTES = [
     ("POST", "/segments/builder/count", "segments:write"),
     ("POST", "/segments/new", "segments:write"),
     ("POST", "/segments/{id}/edit", "segments:write"),
+    ("GET", "/jobs", "jobs"),
+    ("POST", "/jobs/{id}/retry", "jobs"),
+    ("POST", "/jobs/{id}/cancel", "jobs"),
     ("GET", "/settings", "settings:read"),
     ("POST", "/settings/api-keys", "settings:write"),
     ("POST", "/settings/api-keys/{id}/revoke", "settings:write"),
@@ -86,9 +89,15 @@ def target(db, shop):
     write_key, _ = create_write_key(db, "old")
     staff = create_user(db, email="target@shop.vn", name="Target", role="agent", password=PASSWORD)
     segment = save_segment(db, name="Đà Nẵng", rules={"type": "profile", "field": "city", "op": "eq", "value": "Đà Nẵng"})
+    from clm.jobs import queue
+
+    job = queue.enqueue(db, "send.email", max_attempts=1)
+    db.commit()
+    [claimed] = queue.claim(db, "w")
+    queue.fail(db, claimed, "SMTP refused")  # dead: both retry and cancel apply
     db.commit()
     return {"/customers/": customer.id, "/api-keys/": api_key.id, "/write-keys/": write_key.id, "/users/": staff.id,
-            "/segments/": segment.id}
+            "/segments/": segment.id, "/jobs/": job.id}
 
 
 def call(client, method: str, template: str, target: dict):

@@ -13,6 +13,7 @@ from clm.analytics.models import REASONS
 from clm.analytics.rfm import SEGMENTS
 from clm.channels.models import STATUSES
 from clm.customers.models import IDENTITY_KINDS
+from clm.jobs.models import STATES as JOB_STATES
 from clm.segments import builder
 from clm.segments import pages as segments_pages
 from clm.web import i18n
@@ -32,7 +33,7 @@ FAMILIES = {
     "segment.": tuple(analytics_pages.segment_key(s) for s in SEGMENTS),
     "segment_help.": tuple(analytics_pages.segment_key(s) for s in SEGMENTS),
     "segments.kind.": ("dynamic", "static"), "segments.mode.": builder.MODES, "segments.type.": builder.TYPES,
-    "message.status.": STATUSES,
+    "message.status.": STATUSES, "jobs.state.": JOB_STATES, "jobs.done.": ("retried", "cancelled"),
     "segments.jtype.": builder.JSON_TYPES, "segments.window.": builder.WINDOWS, "segments.target.": builder.TARGETS,
 }
 

@@ -67,3 +67,13 @@ def test_references_are_checked_against_the_database(db):
 def test_a_good_graph_saves_as_a_draft_at_version_one(db):
     journey = service.save_journey(db, name="Chào mừng", definition=GOOD)
     assert (journey.state, journey.version, journey.trigger_type) == ("draft", 1, "api")
+
+
+def test_every_node_and_trigger_type_is_documented():
+    from pathlib import Path
+
+    from clm.journeys.definition import NODE_TYPES, TRIGGERS
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "journeys.md").read_text(encoding="utf-8")
+    missing = [t for t in (*NODE_TYPES, *TRIGGERS) if f"`{t}`" not in text]
+    assert missing == []

@@ -32,6 +32,9 @@ def install(app: FastAPI, cache_ttl: float = 60.0, refresh_in_background: bool =
     from clm.segments import pages as segment_pages
 
     app.include_router(segment_pages.router)  # /segments, the builder, /segments/{id}
+    from clm.web.pages import jobs as job_pages
+
+    app.include_router(job_pages.router)  # /jobs: counts, dead jobs, retry and cancel
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 

@@ -1,0 +1,28 @@
+"""A list of ids passed as ONE bound parameter and read as a table: a JSON array through `json_each` on
+SQLite, an array through `unnest` on PostgreSQL.
+
+Unlike `IN (?, ?, ...)`, the SQL text does not depend on how many ids there are, so a statement is
+compiled by SQLAlchemy and prepared by the database once, and a long list costs no placeholders.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+
+def ids_table(name: str, dialect: str) -> sa.TableValuedAlias:
+    """A table of one column, `value`, holding the ids bound to parameter `name` (see `ids_value`)."""
+    if dialect == "sqlite":
+        return sa.func.json_each(sa.bindparam(name, type_=sa.String)).table_valued("value")
+    # "AS anon_1(value)": PostgreSQL names an unnamed function column after its alias, not "value"
+    return sa.func.unnest(sa.bindparam(name, type_=postgresql.ARRAY(sa.BigInteger))).table_valued(
+        "value").render_derived()
+
+
+def ids_value(ids: Sequence[int], dialect: str) -> str | list[int]:
+    """The value to bind for an `ids_table` parameter."""
+    return json.dumps([int(i) for i in ids]) if dialect == "sqlite" else [int(i) for i in ids]
