@@ -115,6 +115,9 @@ def serve(
     no_worker: bool = typer.Option(False, "--no-worker", help="Do not run the worker in-process (run `clm worker`)."),
 ) -> None:
     """Upgrade the database, then serve the API (and later the dashboard), with a worker in-process."""
+    import os
+    import sys
+
     import uvicorn
 
     from clm.config import get_settings
@@ -129,8 +132,24 @@ def serve(
         from clm.worker.steps import build_steps
 
         Worker(make_session_factory(engine), build_steps(settings), settings.worker_poll_seconds).start_thread()
-    uvicorn.run("clm.web.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-                workers=workers or settings.workers, log_level=settings.log_level, access_log=False)
+    processes = workers or settings.workers
+    writer = None
+    if processes > 1 and engine.dialect.name == "sqlite":
+        # One writer process stores what every server process accepts (clm/tracking/writer_process.py).
+        from clm.tracking.writer_process import WriterProcess
+
+        writer = WriterProcess(settings.database_url)
+        writer.start()
+        os.environ["CLM_INGEST_WRITER_SOCKET"] = writer.socket_path
+        os.environ["CLM_INGEST_WRITER_SECRET"] = writer.key.hex()
+    # Threads that wait on SQLite or the network take the GIL back sooner than the default 5 ms allows.
+    sys.setswitchinterval(0.0005)
+    try:
+        uvicorn.run("clm.web.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
+                    workers=processes, log_level=settings.log_level, access_log=False)
+    finally:
+        if writer is not None:
+            writer.stop()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,12 @@ class Settings(BaseSettings):
     default_region: str = Field("VN", description="Region used to read phone numbers written without +country.")
     host: str = Field("127.0.0.1", description="Address `clm serve` listens on.")
     port: int = Field(8000, description="Port `clm serve` listens on.")
-    workers: int = Field(1, description="Processes `clm serve` runs (each with its own group-commit writer).")
+    workers: int = Field(1, description="Server processes `clm serve` runs. On SQLite, with more than one, a single "
+                               "ingestion writer process stores what all of them accept.")
+    ingest_writer_socket: str | None = Field(
+        None, description="Set by `clm serve` for its server processes: the socket of the ingestion writer process.")
+    ingest_writer_secret: SecretStr | None = Field(
+        None, description="Set by `clm serve` for its server processes: the key that authenticates them to the writer.")
     secret_key: SecretStr = Field(
         SecretStr("dev-insecure-change-me"),
         description="Signs session cookies and CSRF tokens. Set a long random value in production.",

@@ -99,6 +99,16 @@ class IdentityResolver:
         """
         if not keys:
             raise ValueError("at least one identity is needed")
+        if len(keys) == 1:  # the common case: one identity, already known, nothing to verify
+            key = keys[0]
+            known = self.known.get((key.kind, key.value))
+            if known is not None and (known.verified or not key.verified):
+                customer_id = self.current(known.customer_id)
+                seen = self._pending.get(customer_id)
+                if seen is not None and seen_at is not None:
+                    seen[0] = min(seen[0] or seen_at, seen_at)
+                    seen[1] = max(seen[1] or seen_at, seen_at)
+                return customer_id
         self.prefetch(keys)
         if len(keys) > 1:
             keys = sorted(keys, key=_rank)

@@ -8,6 +8,7 @@ anonymous visitor logging in) would otherwise cost a dozen statements each.
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -70,16 +71,19 @@ def merge_many(session: Session, merges: list[tuple[int, int, str]]) -> list[Cus
     ):
         moved[cid]["identities"].append({"kind": kind, "value": value})
     pairs = [(w, lo) for w, lo, _ in merges]
-    for table, cls in _customer_tables():
+    tables = _customer_tables()
+    # One query finds which tables hold anything of the losers (most hold nothing of a new visitor);
+    # only those are touched.
+    held, touched = _rows_held(session, [table for table, _ in tables], losers)
+    for table, cls in tables:
+        if table.name not in touched:
+            continue
         if cls is not None and hasattr(cls, "merge_customers"):
             counts = cls.merge_customers(session, pairs)
         elif cls is not None and hasattr(cls, "merge_customer"):
             counts = {lo: cls.merge_customer(session, w, lo) for w, lo in pairs}
         else:
-            counts = dict(session.execute(
-                sa.select(table.c.customer_id, sa.func.count()).where(table.c.customer_id.in_(losers))
-                .group_by(table.c.customer_id)
-            ).all())
+            counts = held.get(table.name, {})
             if counts:
                 session.execute(
                     sa.update(table).where(table.c.customer_id == sa.bindparam("loser"))
@@ -108,6 +112,50 @@ def merge_many(session: Session, merges: list[tuple[int, int, str]]) -> list[Cus
     emit_many(session, [("customer.merged", w, {"winner_id": w, "loser_id": lo, "reason": r}) for w, lo, r in merges])
     session.flush()
     return records
+
+
+def _customer_columns(table: sa.Table) -> list[sa.Column]:
+    """`customer_id` and every other column of `table` that refers to a customer (a referrer, ...)."""
+    others = [c for c in table.c if c.name != "customer_id"
+              and any(fk.column.table.name == "customers" for fk in c.foreign_keys)]
+    return [table.c.customer_id, *others]
+
+
+def _rows_held(session: Session, tables: list[sa.Table],
+               customers: list[int]) -> tuple[dict[str, dict[int, int]], set[str]]:
+    """Rows per table and customer (by `customer_id`), and the tables where any column refers to one of
+    `customers`; for every table in one statement."""
+    if not tables:
+        return {}, set()
+    dialect = session.get_bind().dialect.name
+    sql, selects = _rows_held_sql(tuple(tables), len(customers), dialect)
+    held: dict[str, dict[int, int]] = {}
+    touched: set[str] = set()
+    for name, column, customer_id, count in session.connection().exec_driver_sql(sql, tuple(customers) * selects):
+        touched.add(name)
+        if column == "customer_id":
+            held.setdefault(name, {})[customer_id] = count
+    return held, touched
+
+
+@lru_cache(maxsize=64)
+def _rows_held_sql(tables: tuple[sa.Table, ...], count: int, dialect: str) -> tuple[str, int]:
+    """The statement for `_rows_held`, written once per table set and number of customers (building and
+    compiling a forty-way UNION through SQLAlchemy on every merge cost more than running it). Names
+    come from the table metadata; the customer ids are bound parameters."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    marks = ", ".join([mark] * count)
+
+    def quote(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    parts = []
+    for table in tables:
+        for column in _customer_columns(table):
+            parts.append(f"SELECT '{table.name}', '{column.name}', {quote(column.name)}, count(*) "  # noqa: S608
+                         f"FROM {quote(table.name)} WHERE {quote(column.name)} IN ({marks}) "
+                         f"GROUP BY {quote(column.name)}")
+    return " UNION ALL ".join(parts), len(parts)
 
 
 def _fold_profiles(winner: Customer, losers: list[Customer], moved: dict[int, dict[str, Any]]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -28,16 +29,28 @@ def normalize_email(raw: Any, field: str = "email") -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise FieldError(field, "must be a non-empty string")
     try:
-        return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
+        return _valid_email(raw.strip())
     except EmailNotValidError as exc:
         raise FieldError(field, f"{raw!r} is not a valid email address: {exc}") from None
 
 
 def phone_e164(raw: Any, region: str, field: str = "phone") -> str:
     try:
-        return normalize_phone(str(raw), region)
+        return _valid_phone(str(raw), region)
     except InvalidPhone as exc:
         raise FieldError(field, str(exc)) from None
+
+
+# The same customers identify again and again (every session, every app start): their addresses are
+# checked once per process, not on every call. Failures are not cached (lru_cache keeps results only).
+@lru_cache(maxsize=65_536)
+def _valid_email(raw: str) -> str:
+    return validate_email(raw, check_deliverability=False).normalized.lower()
+
+
+@lru_cache(maxsize=65_536)
+def _valid_phone(raw: str, region: str) -> str:
+    return normalize_phone(raw, region)
 
 
 def parse_birthday(raw: Any, field: str = "birthday") -> date:

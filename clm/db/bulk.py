@@ -69,9 +69,7 @@ def _converter(column: sa.Column, dialect: str) -> tuple[Callable[[Any], Any], s
 
 @lru_cache(maxsize=128)
 def _statement(table: sa.Table, columns: tuple[str, ...], dialect: str, suffix: str):
-    def quote(name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
+    quote = _quote
     converters = []
     placeholders = []
     for name in columns:
@@ -94,8 +92,42 @@ def insert_rows(session: Session, table: sa.Table, columns: Sequence[str], rows:
         return
     dialect = session.get_bind().dialect.name
     sql, converters = _statement(table, tuple(columns), dialect, f" {on_conflict}" if on_conflict else "")
-    params = [tuple(conv(v) for conv, v in zip(converters, row, strict=True)) for row in rows]
-    session.connection().exec_driver_sql(sql, params)
+    # Column by column: only the columns that need converting cost a call per value.
+    by_column = list(zip(*rows, strict=True))
+    if len(by_column) != len(columns):
+        raise ValueError(f"rows for {table.name} have {len(by_column)} values, expected {len(columns)}")
+    by_column = [col if conv is _identity else list(map(conv, col)) for conv, col in zip(converters, by_column, strict=True)]
+    session.connection().exec_driver_sql(sql, list(zip(*by_column, strict=True)))
+
+
+def update_rows(session: Session, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                key: str = "id") -> None:
+    """UPDATE `table` SET `columns` WHERE `key` = ..., once per row (the row's values, then its key)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    sql, converters = _update_statement(table, tuple(columns), key, dialect)
+    by_column = list(zip(*rows, strict=True))
+    if len(by_column) != len(columns) + 1:
+        raise ValueError(f"rows for {table.name} have {len(by_column)} values, expected {len(columns) + 1}")
+    by_column = [col if conv is _identity else list(map(conv, col)) for conv, col in zip(converters, by_column, strict=True)]
+    session.connection().exec_driver_sql(sql, list(zip(*by_column, strict=True)))
+
+
+@lru_cache(maxsize=128)
+def _update_statement(table: sa.Table, columns: tuple[str, ...], key: str, dialect: str):
+    sets, converters = [], []
+    for name in (*columns, key):
+        convert, placeholder = _converter(table.c[name], dialect)
+        converters.append(convert)
+        sets.append(f"{_quote(name)} = {placeholder}")
+    # Identifiers come from table metadata, values are bound: no input reaches the SQL text.
+    sql = f"UPDATE {_quote(table.name)} SET {', '.join(sets[:-1])} WHERE {sets[-1]}"  # noqa: S608
+    return sql, tuple(converters)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def insert_prepared(session: Session, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]],

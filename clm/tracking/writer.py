@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import pickle
 import queue
 import threading
 from concurrent.futures import Future
@@ -25,6 +26,10 @@ from clm.tracking.ingest import _Item, store
 log = logging.getLogger("clm.tracking")
 
 _STOP = object()
+
+
+class WriterUnavailable(Exception):
+    """The ingestion writer cannot store messages now (the API answers 503; nothing was acknowledged)."""
 
 
 class BatchWriter:
@@ -41,9 +46,20 @@ class BatchWriter:
         """Store `items` durably; returns those that were new (the rest were duplicates). Blocks."""
         if not items:
             return []
+        return [items[i] for i in self._wait(items, len(items))]
+
+    def submit_encoded(self, blob: bytes, count: int) -> list[int]:
+        """Store a pickled list of `count` items (from a server process); returns the new ones' positions.
+
+        The writer thread itself unpickles: a thread that did it beside the writer would take the GIL
+        from it each time SQLite gives it back, once per row (the convoy effect).
+        """
+        return self._wait(blob, count)
+
+    def _wait(self, items: list[_Item] | bytes, count: int) -> list[int]:
         future: Future = Future()
         self._ensure_started()
-        self._queue.put((items, future))
+        self._queue.put((items, count, future))
         return future.result()
 
     def close(self, timeout: float = 10) -> None:
@@ -64,7 +80,7 @@ class BatchWriter:
             job = self._queue.get()
             if job is _STOP:
                 return
-            jobs, count, stop = [job], len(job[0]), False
+            jobs, count, stop = [job], job[1], False
             while count < self.max_items:
                 try:
                     more = self._queue.get_nowait()
@@ -74,10 +90,17 @@ class BatchWriter:
                     stop = True
                     break
                 jobs.append(more)
-                count += len(more[0])
-            self._write_group(jobs)
+                count += more[1]
+            self._write_group([self._decode(job) for job in jobs])
             if stop:
                 return
+
+    @staticmethod
+    def _decode(job: tuple[list[_Item] | bytes, int, Future]) -> tuple[list[_Item], Future]:
+        items, _, future = job
+        if isinstance(items, bytes):
+            items = pickle.loads(items)  # noqa: S301 (from our own server processes, over an authenticated socket)
+        return items, future
 
     def _write_group(self, jobs: list[tuple[list[_Item], Future]]) -> None:
         try:
@@ -94,7 +117,7 @@ class BatchWriter:
             return
         new = {id(it) for it in fresh}
         for items, future in jobs:
-            future.set_result([it for it in items if id(it) in new])
+            future.set_result([i for i, it in enumerate(items) if id(it) in new])
 
     def _store(self, items: list[_Item]) -> list[_Item]:
         for attempt in range(4):

@@ -23,7 +23,13 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
         session_factory = make_session_factory(engine)
     from clm.tracking.writer import BatchWriter
 
-    writer = BatchWriter(session_factory)
+    if settings.ingest_writer_socket and settings.ingest_writer_secret:  # a server process of `clm serve`
+        from clm.tracking.writer_process import RemoteWriter
+
+        writer = RemoteWriter(settings.ingest_writer_socket,
+                              bytes.fromhex(settings.ingest_writer_secret.get_secret_value()))
+    else:
+        writer = BatchWriter(session_factory)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clm.lib.errors import FieldError, NotFound, dotted
+from clm.tracking.writer import WriterUnavailable
 
 log = logging.getLogger("clm.web")
 
@@ -74,6 +75,13 @@ def install(app: FastAPI) -> None:
         log.error("database unavailable: %s", exc.__class__.__name__)
         return error_response(503, "database_unavailable",
                               "the database is unavailable; nothing was stored, retry later",
+                              headers={"Retry-After": "5"})
+
+    @app.exception_handler(WriterUnavailable)
+    async def _writer_down(_req: Request, exc: WriterUnavailable):
+        log.error("ingestion writer unavailable: %s", exc)
+        return error_response(503, "database_unavailable",
+                              "the database is unavailable; retry later (a retry stores each messageId once)",
                               headers={"Retry-After": "5"})
 
     @app.exception_handler(sqlalchemy.exc.InterfaceError)
