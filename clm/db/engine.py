@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import sqlite3
 import threading
+import time
 import weakref
 
 import orjson
@@ -41,8 +44,63 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def _sqlite_begin(conn) -> None:
-    mode = "IMMEDIATE" if conn.get_execution_options().get("clm_writing") else "DEFERRED"
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    if not conn.get_execution_options().get("clm_writing"):
+        conn.exec_driver_sql("BEGIN DEFERRED")
+        return
+    lock_path = conn.engine.url.database + ".write-lock" if _is_file(conn.engine.url) else None
+    raw = conn.connection.dbapi_connection
+    if lock_path is not None:
+        _WRITE_LOCKS[id(raw)] = _take_write_lock(lock_path)
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        _release_write_lock(raw)
+        raise
+
+
+# Writers of one SQLite database take turns through a lock file before BEGIN IMMEDIATE. SQLite would
+# serialise them anyway, but a writer that finds its write lock taken polls with sleeps that grow to
+# 100 ms (busy_timeout), so under load a waiting writer sleeps long after the lock is free. Here a
+# waiter is woken within a millisecond or two. After `_LOCK_WAIT` seconds a writer stops waiting for the
+# file and leaves the rest to SQLite, so a thread can never wait on itself for ever.
+_LOCK_WAIT = 30.0
+_WRITE_LOCKS: dict[int, int | None] = {}  # id(sqlite3 connection) -> descriptor holding the lock
+
+
+def _is_file(url) -> bool:
+    return url.get_backend_name() == "sqlite" and bool(url.database) and url.database != ":memory:" \
+        and not url.database.startswith("file:")
+
+
+def _take_write_lock(path: str) -> int | None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + _LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.001)
+
+
+def _release_write_lock(dbapi_connection) -> None:
+    raw = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)  # the pool's proxy, or the connection
+    fd = _WRITE_LOCKS.pop(id(raw), None)
+    if fd is not None:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _releasing(method):
+    def wrapper(dbapi_connection):
+        try:
+            method(dbapi_connection)
+        finally:
+            _release_write_lock(dbapi_connection)
+
+    return wrapper
 
 
 def for_writing(session: Session) -> Session:
@@ -68,6 +126,10 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
         # BEGIN IMMEDIATE (see `for_writing`) so that two writers queue on busy_timeout instead of one
         # failing with "database is locked" when its read lock cannot be upgraded.
         event.listen(engine, "begin", _sqlite_begin)
+        # The write lock (above) is held until the transaction ends, whichever way it ends.
+        engine.dialect.do_commit = _releasing(engine.dialect.do_commit)
+        engine.dialect.do_rollback = _releasing(engine.dialect.do_rollback)
+        event.listen(engine, "close", lambda dbapi_connection, _record: _release_write_lock(dbapi_connection))
 
         @event.listens_for(engine, "connect")
         def _no_pysqlite_begin(dbapi_connection, _record):
@@ -99,9 +161,6 @@ def checkpoint_in_background(engine: sa.Engine) -> threading.Thread | None:
     engine_ref = weakref.ref(engine)
 
     def run() -> None:
-        import os
-        import time
-
         conn = None
         try:
             while engine_ref() is not None:

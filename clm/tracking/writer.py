@@ -8,10 +8,7 @@ acknowledged message durable without paying an fsync per request.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
 import pickle
 import queue
 import threading
@@ -40,7 +37,6 @@ class BatchWriter:
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._file_lock = _write_lock_path(session_factory)
 
     def submit(self, items: list[_Item]) -> list[_Item]:
         """Store `items` durably; returns those that were new (the rest were duplicates). Blocks."""
@@ -123,10 +119,9 @@ class BatchWriter:
         for attempt in range(4):
             session = self.session_factory()
             try:
-                with _exclusive(self._file_lock):
-                    for_writing(session)
-                    fresh = store(session, items, self.source)
-                    session.commit()
+                for_writing(session)  # on SQLite: takes the database's write lock (clm.db.engine)
+                fresh = store(session, items, self.source)
+                session.commit()
                 return fresh
             except sqlalchemy.exc.IntegrityError:
                 # Another process stored one of these messages or identities between our read and
@@ -141,27 +136,3 @@ class BatchWriter:
                 session.close()
         raise AssertionError("unreachable")
 
-
-def _write_lock_path(session_factory: sessionmaker[Session]) -> str | None:
-    """A lock file beside a SQLite database file: the writers of several server processes take turns
-    through it. SQLite's own lock would serialise them too, but a writer that finds it taken polls with
-    growing sleeps (busy_timeout), while a process waiting on this lock is woken the moment it is free.
-    """
-    bind = getattr(session_factory, "kw", {}).get("bind")
-    url = getattr(bind, "url", None)
-    if url is None or url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    return os.path.abspath(url.database) + ".write-lock"
-
-
-@contextlib.contextmanager
-def _exclusive(path: str | None):
-    if path is None:
-        yield
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
