@@ -183,7 +183,6 @@ def ingestion(session_factory, events: int) -> list[dict]:
     from clm.outbox.models import OutboxCursor
     from clm.segments.consumers import EventsConsumer
     from clm.segments.models import Segment
-    from clm.segments.service import save_segment
     from clm.tracking.ingest import ingest
     from clm.tracking.models import Event
 
@@ -193,11 +192,8 @@ def ingestion(session_factory, events: int) -> list[dict]:
     for label, segments in (("no segments", 0), ("50 segments", 50)):
         with session_factory() as session:
             session.execute(sa.delete(Segment))
-            for k in range(segments):
-                event = ["Page Browsed", "Search Made", "Wishlist Added", "Video Played", "Product Viewed"][k % 5]
-                save_segment(session, name=f"bench {k}", rules={"all": [
-                    {"type": "event", "name": event, "count": 1 + k % 3, "window": {"last_days": 30}},
-                    {"type": "orders", "metric": "count", "op": "gte", "value": k % 2}]})
+            _bench_segments(session, segments, ["Page Browsed", "Search Made", "Wishlist Added", "Video Played",
+                                                "Product Viewed"])
             session.commit()
             consumer = EventsConsumer()
             head = session.scalar(sa.select(sa.func.max(Event.id))) or 0
@@ -223,6 +219,85 @@ def ingestion(session_factory, events: int) -> list[dict]:
     return rows
 
 
+HTTP_EVENTS = ["Product Viewed", "Product Added", "Checkout Started", "Order Completed", "Home"]
+
+
+def _bench_segments(session: Session, count: int, names: list[str]) -> None:
+    """`count` dynamic segments of the bench's shape: did one of `names` 1-3 times in 30 days, with 0+ or 1+
+    orders (so that most events make someone enter a segment: upkeep at its most expensive)."""
+    from clm.segments.service import save_segment
+
+    for k in range(count):
+        save_segment(session, name=f"bench {k}", rules={"all": [
+            {"type": "event", "name": names[k % len(names)], "count": 1 + k % 3, "window": {"last_days": 30}},
+            {"type": "orders", "metric": "count", "op": "gte", "value": k % 2}]})
+
+
+def http_ingestion(events: int = 20_000, segments: int = 50) -> dict:
+    """Tracking over HTTP (`clm serve` with its in-process worker, 8 connections, 100 events a request)
+    into a fresh SQLite database holding `segments` dynamic segments: events accepted per second, then how
+    long the worker needs after the last request until membership has caught up with every event."""
+    import json
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from bench.tracking_bench import _clm, _free_port, realistic_events
+    from clm.db.engine import make_engine, make_session_factory
+    from clm.outbox.models import OutboxCursor
+    from clm.tracking.models import Event
+
+    tmp = tempfile.mkdtemp(prefix="clm-bench-")
+    url = f"sqlite:///{tmp}/bench.db"
+    env = {**os.environ, "CLM_DATABASE_URL": url, "CLM_LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT)}
+    key = _clm(env, "write-keys", "create", "--name", "bench").split("\n")[1].strip()
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    with factory() as session:
+        _bench_segments(session, segments, HTTP_EVENTS)
+        session.commit()
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "clm.cli", "serve", "--port", str(port)], env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                httpx.get(base + "/healthz", timeout=0.5)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        batch = realistic_events(events, users=20_000, seed=segments)
+        bodies = [json.dumps({"batch": batch[i:i + 100]}).encode() for i in range(0, len(batch), 100)]
+
+        def send(chunk: list[bytes]) -> int:
+            with httpx.Client(base_url=base, auth=(key, ""), timeout=120,
+                              headers={"content-type": "application/json"}) as client:
+                return sum(client.post("/v1/batch", content=body).raise_for_status().json()["accepted"]
+                           for body in chunk)
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            accepted = sum(pool.map(send, [bodies[i::8] for i in range(8)]))
+        sent = time.perf_counter() - started
+        assert accepted == events, accepted
+        with factory() as session:
+            head = session.scalar(sa.select(sa.func.max(Event.id)))
+        while True:  # the worker's segments.events cursor reaches the last event
+            with factory() as session:
+                done = session.scalar(sa.select(OutboxCursor.last_id).where(OutboxCursor.consumer == "segments.events"))
+            if (done or 0) >= head or time.perf_counter() - started > 1800:
+                break
+            time.sleep(0.2)
+        caught_up = time.perf_counter() - started - sent
+    finally:
+        server.terminate()
+        server.wait(10)
+        engine.dispose()
+    return {"benchmark": f"tracking over HTTP with the in-process worker, {segments} segments", "events": events,
+            "events_per_s": round(events / sent), "worker_caught_up_after_s": round(caught_up, 1)}
+
+
 def run(quick: bool = False, postgres: bool = True) -> list[dict]:
     from clm.db.engine import make_engine, make_session_factory
 
@@ -242,7 +317,9 @@ def run(quick: bool = False, postgres: bool = True) -> list[dict]:
         pg.dispose()
     rows += ingestion(factory, 5_000 if quick else 50_000)
     engine.dispose()
-    return rows
+    http = [http_ingestion(20_000 if quick else 60_000, n) for n in (0, 50)]
+    http[1]["ratio"] = round(http[1]["events_per_s"] / http[0]["events_per_s"], 2)
+    return rows + http
 
 
 if __name__ == "__main__":

@@ -176,7 +176,7 @@ def update(journey_id: Id, body: JourneyIn, session: Session = Depends(get_sessi
     return _out(session, journey)
 
 
-@router.delete("/{journey_id}", status_code=204, summary="Delete a draft that never ran", dependencies=[write],
+@router.delete("/{journey_id}", status_code=204, summary="Delete a journey nobody entered", dependencies=[write],
                responses=error_responses(404, 422))
 def delete(journey_id: Id, session: Session = Depends(get_session)) -> Response:
     for_writing(session)

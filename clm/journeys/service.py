@@ -138,6 +138,8 @@ def start_segment(session: Session, journey: Journey, segment_id: int, now: date
 
 def pause(session: Session, journey_id: int, now: datetime | None = None) -> Journey:
     journey = get_journey(session, journey_id)
+    if journey.state == m.PAUSED:
+        return journey
     if journey.state != m.ACTIVE:
         raise FieldError("state", f"only an active journey can be paused; this one is {journey.state}")
     journey.state, journey.updated_at = m.PAUSED, now or utcnow()
@@ -148,6 +150,8 @@ def pause(session: Session, journey_id: int, now: datetime | None = None) -> Jou
 def resume(session: Session, journey_id: int, now: datetime | None = None) -> Journey:
     now = now or utcnow()
     journey = get_journey(session, journey_id)
+    if journey.state == m.ACTIVE:
+        return journey  # resuming a running journey changes nothing
     if journey.state != m.PAUSED:
         raise FieldError("state", f"only a paused journey can be resumed; this one is {journey.state}")
     journey.state, journey.updated_at = m.ACTIVE, now
@@ -166,11 +170,10 @@ def archive(session: Session, journey_id: int, now: datetime | None = None) -> J
 
 
 def delete_journey(session: Session, journey_id: int) -> None:
-    """Only a draft that never ran can be deleted; archive the others (their history stays)."""
+    """Only a journey nobody entered can be deleted; archive the others (their history stays)."""
     journey = get_journey(session, journey_id)
-    if journey.state != m.DRAFT or session.scalar(sa.select(sa.func.count()).select_from(JourneyRun)
-                                                  .where(JourneyRun.journey_id == journey_id)):
-        raise FieldError("state", "only a draft without runs can be deleted; archive this journey instead")
+    if session.scalar(sa.select(sa.func.count()).select_from(JourneyRun).where(JourneyRun.journey_id == journey_id)):
+        raise FieldError("state", "customers have entered this journey: archive it instead (its history stays)")
     session.delete(journey)
     session.flush()
 

@@ -93,7 +93,8 @@ class EventsConsumer:
             if customer_id is None:
                 continue
             for rule, config in track:
-                if config.event == row.name and rules.matches(config, row.properties or {}) and (
+                if config.event == row.name and row.timestamp >= program.created_at and rules.matches(
+                        config, row.properties or {}) and (
                         rule.starts_at is None or rule.starts_at <= row.timestamp) and (
                         rule.ends_at is None or row.timestamp < rule.ends_at):
                     earning.earn_event(session, program, rule, customer_id, f"event:{row.id}", row.timestamp, now,

@@ -110,8 +110,8 @@ def earn_order(session: Session, program: Program, order_id: int, now: datetime)
     if stored is not None:
         return stored
     order = session.get(Order, order_id)
-    if order is None:
-        return None
+    if order is None or order.placed_at < program.created_at:
+        return None  # orders from before the program began earn nothing (backdate created_at to backfill)
     member = ledger.lock_member(session, order.customer_id, now)
     earning = order_earning(session, program, order, member.tier, _tier_percent(session, member))
     spent = int(session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Redemption.points), 0)).where(

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from clm.customers.models import Customer
+from clm.db.engine import for_writing
 from clm.outbox.models import OutboxEvent
 from clm.segments import membership
 from clm.segments.models import Segment
@@ -47,6 +48,12 @@ def _live(session: Session, ids: set[int]) -> set[int]:
 
 def recheck_by_kind(session: Session, touched: dict[str, set[int]], now: datetime, timezone: str) -> int:
     """Re-check, for each dynamic segment, the customers touched by a kind of fact it reads."""
+    change = membership.recheck_many(session, _wanted(session, touched), now, timezone)
+    return change.entered + change.exited
+
+
+def _wanted(session: Session, touched: dict[str, set[int]]) -> list[tuple[Segment, set[int]]]:
+    """(segment, customers to re-check) for the segments that read a kind of fact these customers got."""
     everyone = touched.pop("*", set())
     wanted = []
     for segment in _segments(session):
@@ -57,8 +64,17 @@ def recheck_by_kind(session: Session, touched: dict[str, set[int]], now: datetim
                 ids |= customers
         if ids:
             wanted.append((segment, ids))
-    change = membership.recheck_many(session, wanted, now, timezone)
-    return change.entered + change.exited
+    return wanted
+
+
+def _react(session: Session, tail: Tail, rows: list, plan, now: datetime) -> None:
+    """The second half of a consumer step: `plan` was computed in a read transaction (the worker's write
+    transaction is given back first, so ingestion is not held up while segments are evaluated); now,
+    in a write transaction, the entries and exits are recorded and the cursor moves on."""
+    session.commit()
+    for_writing(session)
+    membership.apply_plan(session, plan, now)
+    tail.advance(session, rows)
 
 
 class OutboxConsumer:
@@ -72,7 +88,9 @@ class OutboxConsumer:
                          where=outbox.c.topic.in_(list(TOPICS)))
 
     def __call__(self, session: Session, now: datetime) -> int:
+        session.commit()  # read without the write lock (see _react)
         rows = self.tail.read(session, self.batch)
+        plan = []
         if rows:
             touched: dict[str, set[int]] = defaultdict(set)
             for row in rows:
@@ -81,8 +99,8 @@ class OutboxConsumer:
                     ids |= {v for k in ("winner_id", "loser_id") if isinstance(v := row.payload.get(k), int)}
                 touched[TOPICS[row.topic]] |= ids
             touched = {k: _live(session, v) for k, v in touched.items()}
-            recheck_by_kind(session, touched, now, self.timezone())
-        self.tail.advance(session, rows)
+            plan = membership.plan_many(session, _wanted(session, touched), now, self.timezone())
+        _react(session, self.tail, rows, plan, now)
         return len(rows)
 
 
@@ -95,7 +113,9 @@ class EventsConsumer:
         self.tail = Tail(self.name, Event.__table__, "received_at", ["customer_id", "name", "type"])
 
     def __call__(self, session: Session, now: datetime) -> int:
+        session.commit()  # read without the write lock (see _react)
         rows = self.tail.read(session, self.batch)
+        plan = []
         if rows:
             touched: dict[str, set[int]] = defaultdict(set)
             for row in rows:
@@ -103,8 +123,8 @@ class EventsConsumer:
                 touched["seen"].add(row.customer_id)
             live = _live(session, {r.customer_id for r in rows})
             touched = {k: v & live for k, v in touched.items()}
-            recheck_by_kind(session, touched, now, self.timezone())
-        self.tail.advance(session, rows)
+            plan = membership.plan_many(session, _wanted(session, touched), now, self.timezone())
+        _react(session, self.tail, rows, plan, now)
         return len(rows)
 
 

@@ -86,17 +86,21 @@ def recheck(session: Session, segment: Any, customer_ids: Iterable[int], now: da
 
 def recheck_many(session: Session, wanted: Iterable[tuple[Any, set[int]]], now: datetime,
                  timezone: str = "Asia/Ho_Chi_Minh") -> Change:
-    """Re-check, for each (dynamic segment, customer ids), those customers against that segment.
+    """Re-check, for each (dynamic segment, customer ids), those customers against that segment, and record
+    who entered and who left: `plan_many` then `apply_plan` in the caller's transaction."""
+    return apply_plan(session, plan_many(session, wanted, now, timezone), now)
+
+
+def plan_many(session: Session, wanted: Iterable[tuple[Any, set[int]]], now: datetime,
+              timezone: str = "Asia/Ho_Chi_Minh") -> list[tuple[Any, set[int], set[int]]]:
+    """(segment, who enters, who leaves) for each (dynamic segment, customer ids): reads only, so that a
+    worker can compute it without holding the database's write lock (SQLite has one writer: ingestion).
 
     Segments re-checked for the same customers (those counting the same event, or every segment for a
     new customer) are answered together: per chunk of those customers one query, a 0-3 column per segment
     (matches, is a member). A segment's query reads only its own customers, so a batch costs in proportion
-    to the (segment, customer) pairs it can affect. Entries, exits, sizes and outbox events are then
-    written in bulk."""
+    to the (segment, customer) pairs it can affect."""
     wanted = [(s, set(ids)) for s, ids in wanted if ids and s.kind == "dynamic"]
-    if not wanted:
-        return Change(0, 0)
-    lock(session)
     nodes = {s.id: parse_rules(s.rules) for s, _ in wanted}
     groups: dict[frozenset[int], list[Any]] = {}
     for segment, ids in wanted:
@@ -110,11 +114,33 @@ def recheck_many(session: Session, wanted: Iterable[tuple[Any, set[int]]], now: 
                 group = segments[first:first + COLUMNS]
                 states = _states(session, [(s.id, nodes[s.id]) for s in group], chunk, now, timezone)
                 for k, segment in enumerate(group):
-                    changes.append((segment, {c for c, row in states.items() if row[k] == 1},
-                                    {c for c, row in states.items() if row[k] == 2}))
-    return apply_many(session, changes, now)
+                    entered = {c for c, row in states.items() if row[k] == 1}
+                    exited = {c for c, row in states.items() if row[k] == 2}
+                    if entered or exited:
+                        changes.append((segment, entered, exited))
+    return changes
 
 
+def apply_plan(session: Session, changes: list[tuple[Any, set[int], set[int]]], now: datetime) -> Change:
+    """Record a plan's entries and exits (and announce them), taking the membership lock first. Membership
+    is read again, so a plan computed earlier never enters a member twice nor ends a stay already ended
+    (another worker, or an API call, may have got there first)."""
+    if not changes:
+        return Change(0, 0)
+    lock(session)
+    dialect = session.get_bind().dialect.name
+    customers = sorted(set().union(*(e | x for _, e, x in changes)))
+    current: dict[int, set[int]] = {}
+    for start in range(0, len(customers), RANGE):
+        ids = ids_table("customer_ids", dialect)
+        rows = session.execute(sa.select(_m.c.segment_id, _m.c.customer_id).where(
+            _m.c.segment_id.in_(sorted({s.id for s, _, _ in changes})), _m.c.exited_at.is_(None),
+            _m.c.customer_id.in_(sa.select(ids.c.value))),
+            {"customer_ids": ids_value(customers[start:start + RANGE], dialect)})
+        for segment_id, customer_id in rows:
+            current.setdefault(segment_id, set()).add(customer_id)
+    return apply_many(session, [(s, e - current.get(s.id, set()), x & current.get(s.id, set()))
+                                for s, e, x in changes], now)
 
 
 def _scope(dialect: str) -> sa.CTE:

@@ -21,6 +21,7 @@ def make_customer(db, **fields) -> Customer:
 @pytest.fixture
 def program(db):
     program = save_program(db, ProgramSettings(pending_days=7, expiry="months", expiry_months=2, point_value=1000))
+    program.created_at = T0 - timedelta(days=365)  # the program ran before the test's orders
     db.flush()
     return program
 

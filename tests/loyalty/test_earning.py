@@ -186,3 +186,12 @@ def test_a_rule_that_does_not_parse_is_refused_naming_the_field(db, kind, config
 def test_a_program_setting_out_of_range_is_refused(db):
     with pytest.raises(ValueError, match="pending_days"):
         save_program(db, ProgramSettings(pending_days=-1))
+
+
+def test_orders_placed_before_the_program_began_earn_nothing(db, loyalty, shop, base_rule, program):
+    program.created_at = T0 + DAY
+    an = shop.customer("An")
+    loyalty.order(an, 100_000)
+    loyalty.order(an, 100_000, at=2 * DAY)
+    loyalty.run(T0 + 2 * DAY)
+    assert loyalty.member(an, T0 + 2 * DAY).pending == 10

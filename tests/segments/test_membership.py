@@ -89,8 +89,8 @@ def test_only_the_segments_reading_a_kind_of_fact_are_rechecked(db, shop, worker
     db.commit()
     worker.run_round(now=T0)
     checked = []
-    real = membership.recheck_many
-    monkeypatch.setattr(membership, "recheck_many", lambda s, wanted, *a: checked.extend(
+    real = membership.plan_many
+    monkeypatch.setattr(membership, "plan_many", lambda s, wanted, *a: checked.extend(
         (seg.name, set(ids)) for seg, ids in wanted) or real(s, wanted, *a))
     shop.track(an, "Video Played", at=timedelta(hours=1))
     worker.run_round(now=T0 + timedelta(hours=2))
@@ -187,3 +187,16 @@ def test_one_batch_rechecks_many_segments_each_for_its_own_customers_and_a_merge
     assert (hue.size, hanoi.size, not_hue.size) == (0, 1, 2)
     # chi now lives in Hà Nội, but was re-checked only for "Not Huế": "Hà Nội" learns of it from its own facts
     assert chi.id not in members(db, hanoi)
+
+
+def test_a_plan_applied_after_others_changed_membership_enters_no_one_twice_and_ends_no_stay_twice(db, shop):
+    an, binh = shop.customer("An", city="Huế"), shop.customer("Bình", city="Huế")
+    hue = service.save_segment(db, name="Huế", rules=IN_HUE, now=T0)  # both are members already
+    membership.apply_plan(db, [(hue, set(), {binh.id})], T0 + timedelta(hours=1))  # Bình's stay ends
+    # a plan computed before those changes: An enters (but is in), Bình leaves (but has left)
+    late = membership.apply_plan(db, [(hue, {an.id}, {binh.id})], T0 + timedelta(hours=2))
+    assert late == membership.Change(0, 0)
+    assert members(db, hue) == {an.id}
+    assert announced(db, "segment.entered", hue) == sorted([an.id, binh.id])  # once each, when saved
+    assert announced(db, "segment.exited", hue) == [binh.id]
+    assert db.get(type(hue), hue.id).size == 1

@@ -11,6 +11,7 @@ from clm.access.keys import SCOPES, revoke
 from clm.access.models import ApiKey
 from clm.analytics.refresh import refresh
 from clm.commerce.models import Product
+from tests.journeys import access_target as journeys
 from tests.loyalty import access_target as loyalty
 
 ENDPOINTS = [
@@ -43,6 +44,7 @@ ENDPOINTS = [
     ("POST", "/api/v1/segments/{id}/members", "segments:write"),
     ("GET", "/api/v1/segments/{id}/export.csv", "segments:read"),
     *loyalty.ENDPOINTS,
+    *journeys.ENDPOINTS,
 ]
 BODIES = {
     ("POST", "/api/v1/customers"): {"email": "new@example.vn"},
@@ -55,6 +57,7 @@ BODIES = {
     ("PUT", "/api/v1/segments/{id}"): {"name": "VIP", "kind": "static"},
     ("POST", "/api/v1/segments/{id}/members"): {"add": []},
     **loyalty.BODIES,  # a callable body is made from the target (ids known only once it exists)
+    **journeys.BODIES,
 }
 ids = pytest.mark.parametrize("method,path,scope", ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
 
@@ -72,7 +75,7 @@ def target(shop):
     segment = save_segment(shop.db, name="VIP", kind="static")
     shop.db.commit()
     return {"/customers/": customer.id, "/orders/": order.id, "/products/": product_id, "/segments/": segment.id,
-            **loyalty.loyalty_target(shop, customer)}
+            **loyalty.loyalty_target(shop, customer), **journeys.journeys_target(shop)}
 
 
 def call(client, method, template, target, headers):
