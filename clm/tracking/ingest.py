@@ -48,6 +48,7 @@ _SEEN_UPDATE = (
 )
 _DAILY_UPSERT = 'ON CONFLICT (customer_id, name, day) DO UPDATE SET count = event_daily.count + excluded.count'
 _VERIFIED_FLAGS = {"email": ("email_verified", "emailVerified"), "phone": ("phone_verified", "phoneVerified")}
+_TEXT_OR_NUMBER = (str, int)
 _EXTERNAL_KINDS = {"zalo": "zalo", "zalo_id": "zalo", "facebook": "facebook", "facebook_id": "facebook",
                    "messenger": "facebook", "psid": "facebook"}
 
@@ -140,11 +141,12 @@ def identity_keys(msg: Message, profile: dict[str, Any] | None, region: str) -> 
                     keys.append(Key(kind, reader(traits[kind])))
                 except FieldError:
                     pass
-    for key, kind in _EXTERNAL_KINDS.items():
-        value = traits.get(key)
-        if isinstance(value, str | int) and str(value):
-            keys.append(Key(kind, str(value)))
-    for ext in msg.context.get("externalIds") or []:
+    if traits:
+        for key, kind in _EXTERNAL_KINDS.items():
+            value = traits.get(key)
+            if isinstance(value, _TEXT_OR_NUMBER) and str(value):
+                keys.append(Key(kind, str(value)))
+    for ext in msg.context.get("externalIds") or ():
         if isinstance(ext, dict) and ext.get("type") in _EXTERNAL_KINDS and ext.get("id"):
             keys.append(Key(_EXTERNAL_KINDS[ext["type"]], str(ext["id"])))
     return list(dict.fromkeys(keys))
