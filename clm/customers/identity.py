@@ -88,7 +88,7 @@ class IdentityResolver:
                 sa.select(_identities.c.value, _identities.c.customer_id, _identities.c.verified).where(
                     _identities.c.kind == kind, _identities.c.value.in_(values)
                 )
-            )
+            ).all()  # fetched in one call, not row by row
             for value, customer_id, verified in rows:
                 self.known[(kind, value)] = _Known(customer_id, verified)
 

@@ -251,7 +251,7 @@ def _apply_profiles(session: Session, items: list[_Item], created: set[int]) -> 
     loaded: dict[int, SimpleNamespace] = {}
     if wanted:
         columns = [_customers.c.id, *(_customers.c[name] for name in _PROFILE_COLUMNS)]
-        for row in session.execute(sa.select(*columns).where(_customers.c.id.in_(wanted))):
+        for row in session.execute(sa.select(*columns).where(_customers.c.id.in_(wanted))).all():
             loaded[row.id] = SimpleNamespace(**row._mapping)
     changed_by_customer: dict[int, set[str]] = {}
     for it in items:
