@@ -55,6 +55,14 @@ class Settings(BaseSettings):
                           "(add verify=0 only for a test server with a self-signed certificate). Unset: no email.",
     )
     email_from: str = Field("clm <no-reply@localhost>", description="The From of every email the shop sends.")
+    dkim_selector: str | None = Field(
+        None, description="DKIM selector: email is signed when the selector, domain and private key are set "
+                          "(the public key is published at <selector>._domainkey.<domain>).",
+    )
+    dkim_domain: str | None = Field(None, description="DKIM signing domain (d=); the domain of CLM_EMAIL_FROM.")
+    dkim_private_key: SecretStr | None = Field(
+        None, description="DKIM RSA private key in PEM form (CLM_DKIM_PRIVATE_KEY_FILE reads it from a file).",
+    )
     public_url: str = Field(
         "http://127.0.0.1:8000",
         description="The address customers reach clm at: open pixels, click links and unsubscribe pages use it.",

@@ -31,6 +31,7 @@ class Sink:
     """What the SMTP server accepted: one entry per DATA it answered 250 to (or was answering)."""
 
     messages: list = field(default_factory=list)
+    raw: list = field(default_factory=list)  # the bytes received, as DATA carried them (DKIM checks)
     envelopes: list = field(default_factory=list)
     refuse: dict = field(default_factory=dict)  # recipient -> SMTP reply for RCPT
     fail_data: list = field(default_factory=list)  # replies for the next DATA commands
@@ -48,6 +49,7 @@ class Sink:
                 return self.fail_data.pop(0)
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos), session.authenticated))
             self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+            self.raw.append(envelope.original_content)
         return "250 Message accepted"
 
     def by_message_id(self) -> dict[str, int]:

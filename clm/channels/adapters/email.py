@@ -12,6 +12,8 @@ SMTP has no idempotency key, so email is sent at most once across worker crashes
 
 from __future__ import annotations
 
+import base64
+import email.policy
 import hashlib
 import smtplib
 import ssl
@@ -23,6 +25,7 @@ from email.utils import format_datetime, parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from clm.channels.adapters.base import Outgoing, PermanentError, SendResult, TransientError
+from clm.channels.adapters.dkim_signing import DkimSigner
 from clm.lib.clock import utcnow
 
 
@@ -98,9 +101,10 @@ class EmailAdapter:
     channel = "email"
     idempotent = False  # SMTP accepts a message twice: never retried after an interrupted send
 
-    def __init__(self, url: str, sender: str):
+    def __init__(self, url: str, sender: str, signer: DkimSigner | None = None):
         self.config = SmtpConfig.from_url(url)
         self.sender = sender
+        self.signer = signer
         self._smtp: smtplib.SMTP | None = None
         self._lock = threading.Lock()
 
@@ -115,7 +119,7 @@ class EmailAdapter:
             smtp.starttls(context=c.tls_context())
             smtp.ehlo()
         if c.username:
-            smtp.login(c.username, c.password or "")
+            login(smtp, c.username, c.password or "")
         return smtp
 
     def close(self) -> None:
@@ -130,24 +134,30 @@ class EmailAdapter:
     def send(self, message: Outgoing) -> SendResult:
         mail = build_email(message, self.sender)
         envelope_from = parseaddr(self.sender)[1]
+        # Serialized here, exactly as it goes on the wire, so that a DKIM signature covers those bytes.
+        international = not (envelope_from.isascii() and message.to.isascii())
+        data = mail.as_bytes(policy=email.policy.SMTPUTF8 if international else email.policy.SMTP)
+        if self.signer is not None:
+            data = self.signer.sign(data)
+        options = ["SMTPUTF8", "BODY=8BITMIME"] if international else []
         with self._lock:
             try:
-                return self._send(mail, envelope_from, message.to)
+                return self._send(mail["Message-ID"], data, envelope_from, message.to, options)
             except smtplib.SMTPServerDisconnected:
                 # A kept connection the server closed while idle: one fresh attempt. The message was not
                 # accepted (acceptance is the reply to DATA, which a dropped connection never gave).
                 self._smtp = None
                 try:
-                    return self._send(mail, envelope_from, message.to)
+                    return self._send(mail["Message-ID"], data, envelope_from, message.to, options)
                 except smtplib.SMTPServerDisconnected as exc:
                     self._smtp = None
                     raise TransientError(f"the mail server closed the connection: {exc}") from exc
 
-    def _send(self, mail: EmailMessage, envelope_from: str, to: str) -> SendResult:
+    def _send(self, message_id: str, data: bytes, envelope_from: str, to: str, options: list[str]) -> SendResult:
         try:
             if self._smtp is None:
                 self._smtp = self._connect()
-            self._smtp.send_message(mail, from_addr=envelope_from, to_addrs=[to])
+            self._smtp.sendmail(envelope_from, [to], data, mail_options=options)
         except smtplib.SMTPServerDisconnected:
             raise
         except smtplib.SMTPRecipientsRefused as exc:
@@ -163,7 +173,7 @@ class EmailAdapter:
         except (TimeoutError, smtplib.SMTPException, ssl.SSLError, OSError) as exc:
             self._drop()
             raise TransientError(f"cannot reach the mail server {self.config.host}:{self.config.port}: {exc}") from exc
-        return SendResult(provider_id=mail["Message-ID"], status="sent")
+        return SendResult(provider_id=message_id, status="sent")
 
     def _reset(self) -> None:
         try:
@@ -178,6 +188,29 @@ class EmailAdapter:
                 self._smtp.close()
         finally:
             self._smtp = None
+
+
+def login(smtp: smtplib.SMTP, user: str, password: str) -> None:
+    """AUTH with the account in UTF-8. smtplib encodes user and password as ASCII and fails on a password
+    such as "mậtkhẩu"; RFC 4616 (PLAIN) and RFC 4954 carry UTF-8, so those go through PLAIN or LOGIN here."""
+    if user.isascii() and password.isascii():
+        smtp.login(user, password)
+        return
+    smtp.ehlo_or_helo_if_needed()
+    if not smtp.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("the mail server does not offer AUTH")
+    offered = smtp.esmtp_features["auth"].upper().split()
+    if "PLAIN" in offered:
+        token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode("ascii")
+        code, answer = smtp.docmd("AUTH", "PLAIN " + token)
+    elif "LOGIN" in offered:
+        code, answer = smtp.docmd("AUTH", "LOGIN " + base64.b64encode(user.encode()).decode("ascii"))
+        if code == 334:
+            code, answer = smtp.docmd(base64.b64encode(password.encode()).decode("ascii"))
+    else:
+        raise smtplib.SMTPAuthenticationError(504, b"a non-ASCII account needs AUTH PLAIN or LOGIN")
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, answer)
 
 
 def _error(code: int, text: bytes | str, recipient: bool = False) -> Exception:

@@ -13,9 +13,11 @@ def build_adapters(settings) -> dict[str, Adapter]:
     """Channel -> adapter, for the channels whose settings are present."""
     adapters: dict[str, Adapter] = {}
     if settings.smtp_url is not None:
+        from clm.channels.adapters.dkim_signing import signer_from_settings
         from clm.channels.adapters.email import EmailAdapter
 
-        adapters["email"] = EmailAdapter(settings.smtp_url.get_secret_value(), settings.email_from)
+        adapters["email"] = EmailAdapter(settings.smtp_url.get_secret_value(), settings.email_from,
+                                         signer=signer_from_settings(settings))
     adapters.update(_provider_adapters(settings))
     return adapters
 
