@@ -78,6 +78,9 @@ class Settings(BaseSettings):
         description="Marketing is not sent in these hours (business time zone); messages wait for the end. Empty: none.",
     )
     send_max_attempts: int = Field(8, ge=1, description="Tries per message before a transient error becomes a failure.")
+    broadcast_attribution_days: int = Field(
+        7, ge=1, le=90, description="A broadcast's report counts orders its recipients placed within this many days."
+    )
 
     # Messaging providers (docs/channels.md, "Providers"). A provider without its credentials is off.
     provider_timeout_seconds: float = Field(

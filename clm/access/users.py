@@ -21,13 +21,14 @@ MIN_PASSWORD_LENGTH = 10
 
 # overview: the KPI page; customers: list, search and customer 360; analytics: the CLV, RFM, cohort and
 # model-fit pages; settings:read: see keys and users; settings:write: create and revoke keys, manage users;
-# jobs: the job queue's page (counts, dead jobs, retry and cancel).
+# jobs: the job queue's page (counts, dead jobs, retry and cancel); channels: templates, messages, broadcasts
+# and the channel settings page (which providers are set, test sends).
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read",
-                        "settings:write", "jobs"}),
+                        "settings:write", "jobs", "channels"}),
     "manager": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read",
-                          "jobs"}),
-    "marketer": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write"}),
+                          "jobs", "channels"}),
+    "marketer": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "channels"}),
     "sales": frozenset({"customers", "segments:read"}),
     "agent": frozenset({"customers"}),
 }

@@ -126,3 +126,36 @@ class Suppression(Base):
     customer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("customers.id", ondelete="SET NULL"), index=True)
     message_id: Mapped[int | None] = mapped_column(BigId)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+BROADCAST_STATUSES = ("draft", "scheduled", "sending", "sent", "cancelled")
+
+
+class Broadcast(Base):
+    """One template sent to a segment's members, now or at `send_at`; its messages carry its id.
+
+    `draft` -> `scheduled` (a `broadcasts.send` job due at `send_at`) -> `sending` (recipients being
+    queued, then their messages leaving the outbox) -> `sent` (nothing of it waits any more); a draft,
+    scheduled or sending broadcast may be `cancelled`."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    template_key: Mapped[str] = mapped_column(sa.String(100))
+    segment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("segments.id", ondelete="SET NULL"))
+    purpose: Mapped[str] = mapped_column(sa.String(16), default="marketing")
+    context: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    status: Mapped[str] = mapped_column(sa.String(16), default="draft")
+    status_reason: Mapped[str | None] = mapped_column(sa.Text)
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when it is (was) due
+    attribution_days: Mapped[int] = mapped_column(sa.Integer, default=7)
+    recipients: Mapped[int] = mapped_column(sa.Integer, default=0)  # messages queued for it
+    job_id: Mapped[int | None] = mapped_column(BigId)  # the broadcasts.send job while scheduled
+    created_by: Mapped[str | None] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # queueing began
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # every recipient queued
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # sent or cancelled

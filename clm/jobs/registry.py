@@ -11,6 +11,10 @@ def build_registry(settings) -> Registry:
     from clm.channels.sending import job_died, send_handler
 
     registry.register("channels.send", send_handler(settings), on_dead=job_died)
+    from clm.channels import broadcasts, testsend
+
+    broadcasts.register(registry, settings)  # broadcasts.send, broadcasts.finish
+    testsend.register(registry, settings)  # channels.test: a staff member's test send
     from clm.journeys.steps import register as register_journeys
 
     register_journeys(registry, settings)

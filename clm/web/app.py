@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     errors.install(app)
 
     from clm.analytics.api import router as analytics_router
+    from clm.channels.broadcast_api import router as broadcasts_router
     from clm.channels.inbound.api import router as hooks_router
     from clm.commerce.api import router as commerce_router
     from clm.customers.api import router as customers_router
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     app.include_router(tracking_router)
     app.include_router(hooks_router)  # /hooks/...: providers' delivery reports and replies, signed
     for router in (customers_router, events_router, commerce_router, lifecycle_router, analytics_router,
-                   segments_router, journeys_router, loyalty_router):
+                   segments_router, journeys_router, loyalty_router, broadcasts_router):
         app.include_router(router, prefix="/api/v1")
 
     from clm.web import pages
