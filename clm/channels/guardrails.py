@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from clm.channels.models import ACCEPTED, SENDING, Message, Suppression
 from clm.customers.models import Consent, Customer, Identity
+from clm.db.idlist import list_value, one_of
 
 QUEUED, DEFERRED, SUPPRESSED = "queued", "deferred", "suppressed"
 ALWAYS_BLOCKING = ("hard_bounce", "manual")  # stop transactional messages too
@@ -193,20 +194,20 @@ def blocked_many(session: Session, customers: list[tuple[int, str | None]], chan
     if channel == "webhook":
         return out
     addressed = [(cid, normalize_address(channel, a)) for cid, a in customers if a]
+    dialect = session.get_bind().dialect.name
     reasons: dict[str, set[str]] = {}
     addresses = sorted({a for _, a in addressed})
-    for start in range(0, len(addresses), 5000):
-        chunk = addresses[start:start + 5000]
+    if addresses:
         for address, reason in session.execute(sa.select(Suppression.address, Suppression.reason).where(
-                Suppression.channel == channel, Suppression.address.in_(chunk))):
+                Suppression.channel == channel, one_of(Suppression.address, "addresses", dialect, sa.String)),
+                {"addresses": list_value(addresses, dialect)}):
             reasons.setdefault(address, set()).add(reason)
     latest: dict[int, bool] = {}
     ids = [cid for cid, _ in addressed]
-    for start in range(0, len(ids), 5000):
-        chunk = ids[start:start + 5000]
+    if ids:
         rows = session.execute(sa.select(Consent.customer_id, Consent.granted).where(
-            Consent.customer_id.in_(chunk), Consent.channel == channel, Consent.purpose == purpose)
-            .order_by(Consent.recorded_at, Consent.id))
+            one_of(Consent.customer_id, "ids", dialect), Consent.channel == channel, Consent.purpose == purpose)
+            .order_by(Consent.recorded_at, Consent.id), {"ids": list_value(ids, dialect)})
         for cid, granted in rows:
             latest[cid] = granted  # ordered oldest first: the last one read is the one in force
     for cid, address in addressed:
@@ -221,16 +222,18 @@ def capped_many(session: Session, customer_ids: list[int], now: datetime, cap: i
     """Customers at the marketing cap now, and when they may get the next one."""
     if cap <= 0 or not customer_ids:
         return {}
-    out: dict[int, datetime] = {}
+    dialect = session.get_bind().dialect.name
     since = now - timedelta(days=days)
-    for start in range(0, len(customer_ids), 5000):
-        chunk = customer_ids[start:start + 5000]
-        rows = session.execute(
-            sa.select(Message.customer_id, sa.func.count(), sa.func.min(Message.sent_at))
-            .where(Message.customer_id.in_(chunk), Message.purpose == "marketing", Message.sent_at >= since,
-                   Message.status.in_((*ACCEPTED, SENDING)))
-            .group_by(Message.customer_id).having(sa.func.count() >= cap))
-        for cid, _count, oldest in rows:
-            out[cid] = (oldest if isinstance(oldest, datetime) else datetime.fromisoformat(oldest).replace(
-                tzinfo=now.tzinfo)) + timedelta(days=days)
+    rows = session.execute(
+        sa.select(Message.customer_id, Message.sent_at)
+        .where(one_of(Message.customer_id, "ids", dialect), Message.purpose == "marketing", Message.sent_at >= since,
+               Message.status.in_((*ACCEPTED, SENDING))), {"ids": list_value(customer_ids, dialect)})
+    sent: dict[int, list[datetime]] = {}
+    for cid, at in rows:
+        sent.setdefault(cid, []).append(at)
+    out: dict[int, datetime] = {}
+    for cid, times in sent.items():
+        if len(times) >= cap:  # as cap_until: free again when the cap-th newest leaves the window
+            times.sort()
+            out[cid] = times[len(times) - cap] + timedelta(days=days)
     return out

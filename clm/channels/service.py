@@ -32,6 +32,7 @@ from clm.channels.tracking import Links
 from clm.channels.tracking import secret as tracking_secret
 from clm.customers.models import Customer, Identity
 from clm.db.bulk import allocate_ids, insert_rows
+from clm.db.idlist import list_value, one_of
 from clm.lib import cursor
 from clm.lib.clock import as_utc, utcnow
 from clm.lib.errors import FieldError, NotFound
@@ -65,10 +66,22 @@ def _settings(settings):
     return get_settings()
 
 
+def links_used(version) -> tuple[bool, bool]:
+    """Whether any part of `version` names `unsubscribe_url` / `preferences_url` (each costs an HMAC per
+    message; a name absent from every source cannot be referenced)."""
+    sources = [part for variant in (version.variants or {}).values() for part in variant.values() if part]
+    sources += list((version.provider or {}).get("template_data", {}).values())
+    return (any("unsubscribe_url" in s for s in sources), any("preferences_url" in s for s in sources))
+
+
 def _render_for(message_id: int, channel: str, purpose: str, version, variables: dict[str, Any], locale: str,
-                settings, key: bytes | None = None) -> Rendered:
+                settings, key: bytes | None = None, used: tuple[bool, bool] = (True, True)) -> Rendered:
     links = Links(settings, message_id, key)
-    variables = {**variables, "unsubscribe_url": links.unsubscribe(), "preferences_url": links.preferences()}
+    variables = dict(variables)
+    if used[0]:
+        variables["unsubscribe_url"] = links.unsubscribe()
+    if used[1]:
+        variables["preferences_url"] = links.preferences()
     rendered = render_version(version, channel, locale, variables)
     if channel == "email" and rendered.html:
         rendered.html = links.track_html(rendered.html)
@@ -234,15 +247,19 @@ _PROFILE = (Customer.id, Customer.external_id, Customer.email, Customer.phone, C
 def _prepare_chunk(session, part, channel, purpose, template_key, version, prefix, context, broadcast_id, settings,
                    now, when, quiet, counts):
     keys = {cid: f"{prefix}:{cid}" for cid in part}
+    dialect = session.get_bind().dialect.name
+    # Lists as one parameter (= ANY / json_each): a 2,000-value IN list cost more to compile than to run.
     taken = set(session.scalars(sa.select(Message.idempotency_key).where(
-        Message.idempotency_key.in_(list(keys.values())))))
+        one_of(Message.idempotency_key, "keys", dialect, sa.String)), {"keys": list_value(keys.values(), dialect)}))
     customers = [c for c in session.execute(sa.select(*_PROFILE).where(
-        Customer.id.in_(part), Customer.merged_into_id.is_(None))) if keys[c.id] not in taken]
+        one_of(Customer.id, "ids", dialect), Customer.merged_into_id.is_(None)), {"ids": list_value(part, dialect)})
+        if keys[c.id] not in taken]
     counts["existing"] += len(taken)
     psids: dict[int, str] = {}
     if channel == "messenger" and customers:
         for cid, value in session.execute(sa.select(Identity.customer_id, Identity.value).where(
-                Identity.customer_id.in_([c.id for c in customers]), Identity.kind == "facebook").order_by(Identity.id)):
+                one_of(Identity.customer_id, "ids", dialect), Identity.kind == "facebook").order_by(Identity.id),
+                {"ids": list_value([c.id for c in customers], dialect)}):
             psids[cid] = value
     addresses = {c.id: psids.get(c.id) if channel == "messenger" else guardrails.address_of(session, c, channel)
                  for c in customers}
@@ -252,13 +269,14 @@ def _prepare_chunk(session, part, channel, purpose, template_key, version, prefi
                                     settings.marketing_cap_days) if purpose == "marketing" else {}
     new_ids = allocate_ids(session, _messages, len(customers))
     key = tracking_secret(settings)
+    used = links_used(version)
     rows, job_ids = [], []
     for message_id, customer in zip(new_ids, customers, strict=True):
         locale = customer_locale(customer, settings.default_locale)
         rendered, reason, status, until = None, None, QUEUED, None
         try:
             variables = template_variables(session, customer, context, settings.timezone)
-            rendered = _render_for(message_id, channel, purpose, version, variables, locale, settings, key)
+            rendered = _render_for(message_id, channel, purpose, version, variables, locale, settings, key, used)
         except RenderError as exc:
             status, reason = FAILED, f"template {template_key} v{version.version}: {exc.reason}"
         address = (rendered.data.get("url") if rendered else None) if channel == "webhook" else addresses[customer.id]

@@ -177,6 +177,36 @@ def test_enqueue_many_queues_a_broadcast_in_bulk_with_the_same_guardrails(db, ch
     assert len(jobs(db)) == 6
 
 
+@pytest.mark.parametrize("days_ago", [(6, 3, 1), (6, 5, 3, 1), (8, 2), (6, 6, 2, 1, 1)])
+def test_enqueue_many_defers_at_the_cap_exactly_as_one_message_would(db, channel_settings, make_customer, welcome,
+                                                                     days_ago):
+    customer, alone = make_customer(), make_customer()
+    for c in (customer, alone):
+        for i, d in enumerate(days_ago):
+            m = queue(db, c, channel_settings, key=f"old{c.id}:{i}")
+            m.status, m.sent_at = "sent", MORNING - timedelta(days=d, minutes=i)
+    db.flush()
+    expected = guardrails.cap_until(db, alone.id, MORNING, 3, 7)
+    enqueue_many(db, customer_ids=[customer.id], channel="email", template_key="welcome", idempotency_prefix="cap",
+                 settings=channel_settings, now=MORNING)
+    bulk = db.scalar(sa.select(Message).where(Message.idempotency_key == f"cap:{customer.id}"))
+    one = queue(db, alone, channel_settings, key="one")
+    assert bulk.deferred_until == one.deferred_until == expected
+    assert bulk.status == one.status == ("deferred" if expected else "queued")
+
+
+def test_enqueue_many_suppresses_an_address_on_the_suppression_list(db, channel_settings, make_customer, welcome):
+    from clm.channels.sending import suppress_address
+
+    kept, complained = make_customer(), make_customer("Phan.Thi@Example.vn")
+    suppress_address(db, "email", "phan.thi@example.vn", "complaint")
+    counts = enqueue_many(db, customer_ids=[kept.id, complained.id], channel="email", template_key="welcome",
+                          idempotency_prefix="s", settings=channel_settings, now=MORNING)
+    assert counts == {"queued": 1, "suppressed": 1}
+    row = db.scalar(sa.select(Message).where(Message.customer_id == complained.id))
+    assert row.status_reason == "the address is on the suppression list (complaint)"
+
+
 def test_enqueue_many_defers_the_whole_broadcast_in_quiet_hours(db, quiet, make_customer, welcome):
     ids = [make_customer().id for _ in range(3)]
     night = datetime(2025, 3, 3, 15, 30, tzinfo=UTC)
