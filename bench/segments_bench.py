@@ -233,23 +233,26 @@ def _bench_segments(session: Session, count: int, names: list[str]) -> None:
             {"type": "orders", "metric": "count", "op": "gte", "value": k % 2}]})
 
 
-def http_ingestion(events: int = 20_000, segments: int = 50) -> dict:
+def http_ingestion(events: int = 20_000, segments: int = 50, backend: str = "sqlite") -> dict:
     """Tracking over HTTP (`clm serve` with its in-process worker, 8 connections, 100 events a request)
-    into a fresh SQLite database holding `segments` dynamic segments: events accepted per second, then how
-    long the worker needs after the last request until membership has caught up with every event."""
+    into a fresh database holding `segments` dynamic segments: events accepted per second, then how long
+    the worker needs after the last request until membership has caught up with every event."""
     import json
     import tempfile
     from concurrent.futures import ThreadPoolExecutor
 
     import httpx
 
-    from bench.tracking_bench import _clm, _free_port, realistic_events
+    from bench.tracking_bench import _clm, _free_port, _reset_postgres, realistic_events
     from clm.db.engine import make_engine, make_session_factory
     from clm.outbox.models import OutboxCursor
     from clm.tracking.models import Event
 
-    tmp = tempfile.mkdtemp(prefix="clm-bench-")
-    url = f"sqlite:///{tmp}/bench.db"
+    if backend == "sqlite":
+        url = f"sqlite:///{tempfile.mkdtemp(prefix='clm-bench-')}/bench.db"
+    else:
+        url = PG_URL.rsplit("/", 1)[0] + "/clm_bench_segments"
+        _reset_postgres(url)
     env = {**os.environ, "CLM_DATABASE_URL": url, "CLM_LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT)}
     key = _clm(env, "write-keys", "create", "--name", "bench").split("\n")[1].strip()
     engine = make_engine(url)
@@ -294,7 +297,8 @@ def http_ingestion(events: int = 20_000, segments: int = 50) -> dict:
         server.terminate()
         server.wait(10)
         engine.dispose()
-    return {"benchmark": f"tracking over HTTP with the in-process worker, {segments} segments", "events": events,
+    return {"benchmark": f"tracking over HTTP with the in-process worker, {segments} segments",
+            "backend": backend, "events": events,
             "events_per_s": round(events / sent), "worker_caught_up_after_s": round(caught_up, 1)}
 
 
@@ -317,9 +321,11 @@ def run(quick: bool = False, postgres: bool = True) -> list[dict]:
         pg.dispose()
     rows += ingestion(factory, 5_000 if quick else 50_000)
     engine.dispose()
-    http = [http_ingestion(20_000 if quick else 60_000, n) for n in (0, 50)]
-    http[1]["ratio"] = round(http[1]["events_per_s"] / http[0]["events_per_s"], 2)
-    return rows + http
+    for backend in ("sqlite", "postgresql") if postgres else ("sqlite",):
+        http = [http_ingestion(20_000 if quick else 60_000, n, backend) for n in (0, 50)]
+        http[1]["ratio"] = round(http[1]["events_per_s"] / http[0]["events_per_s"], 2)
+        rows += http
+    return rows
 
 
 if __name__ == "__main__":

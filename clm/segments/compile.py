@@ -62,8 +62,9 @@ class Context:
     # segment id -> (kind, rule tree or None for a static list); None: no such segment
     segment: Callable[[int], tuple[str, Any] | None] = lambda _id: None
     scope_ids: Sequence[int] | None = None
-    # or the ids as a selectable with an `id` column (a CTE named once however many conditions read it)
-    scope: Any = None
+    # or, instead of the list itself, a function giving "column is one of the re-checked customers" (the
+    # list bound once as a parameter, however many conditions read it)
+    scope: Callable[[sa.ColumnElement], sa.ColumnElement[bool]] | None = None
     _stack: list[int] = field(default_factory=list)
 
     @property
@@ -191,7 +192,7 @@ def members_query(node: Any, ctx: Context, where: sa.ColumnElement | None = None
 
 def _scoped(query: sa.Select, column: sa.ColumnElement, ctx: Context) -> sa.Select:
     if ctx.scope is not None:
-        return query.where(column.in_(sa.select(ctx.scope.c.id)))
+        return query.where(ctx.scope(column))
     return query.where(column.in_(list(ctx.scope_ids))) if ctx.scope_ids is not None else query
 
 

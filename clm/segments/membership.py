@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from clm.customers.models import Customer
-from clm.db.idlist import ids_table, ids_value
+from clm.db.idlist import ids_condition, ids_table, ids_value
 from clm.lifecycle.models import CustomerStats
 from clm.outbox.service import emit_many, emit_to_customers
 from clm.segments.compile import SCORES, compile_rules, expand, members_query, uses_scores
@@ -132,10 +132,9 @@ def apply_plan(session: Session, changes: list[tuple[Any, set[int], set[int]]], 
     customers = sorted(set().union(*(e | x for _, e, x in changes)))
     current: dict[int, set[int]] = {}
     for start in range(0, len(customers), RANGE):
-        ids = ids_table("customer_ids", dialect)
         rows = session.execute(sa.select(_m.c.segment_id, _m.c.customer_id).where(
             _m.c.segment_id.in_(sorted({s.id for s, _, _ in changes})), _m.c.exited_at.is_(None),
-            _m.c.customer_id.in_(sa.select(ids.c.value))),
+            ids_condition(_m.c.customer_id, "customer_ids", dialect)),
             {"customer_ids": ids_value(customers[start:start + RANGE], dialect)})
         for segment_id, customer_id in rows:
             current.setdefault(segment_id, set()).add(customer_id)
@@ -143,15 +142,18 @@ def apply_plan(session: Session, changes: list[tuple[Any, set[int], set[int]]], 
                                 for s, e, x in changes], now)
 
 
-def _scope(dialect: str) -> sa.CTE:
-    """The customers a re-check reads, as a CTE over one parameter holding the whole list: a fixed object,
-    so that a segment's compiled column can be kept and reused by later batches (see _column), and a fixed
-    SQL text, which the database prepares once."""
-    ids = ids_table("scope_ids", dialect)
-    return sa.select(_c.c.id.label("id")).where(_c.c.id.in_(sa.select(ids.c.value))).cte("scope")
+def _scope_sqlite(column: sa.ColumnElement) -> sa.ColumnElement[bool]:
+    return ids_condition(column, "scope_ids", "sqlite")
 
 
-_SCOPES = {dialect: _scope(dialect) for dialect in ("sqlite", "postgresql")}
+def _scope_postgresql(column: sa.ColumnElement) -> sa.ColumnElement[bool]:
+    return ids_condition(column, "scope_ids", "postgresql")
+
+
+# "column is one of the re-checked customers", the list bound once as `scope_ids`: fixed functions, so that
+# a segment's compiled column can be kept and reused by later batches (see _column), with a fixed SQL text,
+# which the database prepares once.
+_SCOPES = {"sqlite": _scope_sqlite, "postgresql": _scope_postgresql}
 _COLUMNS: OrderedDict[tuple, tuple[sa.ColumnElement, bool]] = OrderedDict()
 _COLUMNS_KEPT = 2048
 
@@ -170,8 +172,7 @@ def _states(session: Session, segments: list[tuple[int, Any]], customers: list[i
             source = source.outerjoin(SCORES, SCORES.c.customer_id == _c.c.id)
         columns.append(column.label(f"s{k}"))
     # merged-away customers are read too: they match nothing, so their stays end
-    scope = _SCOPES[ctx.dialect]
-    query = sa.select(_c.c.id, *columns).select_from(source).where(_c.c.id.in_(sa.select(scope.c.id)))
+    query = sa.select(_c.c.id, *columns).select_from(source).where(_SCOPES[ctx.dialect](_c.c.id))
     rows = session.execute(query, {"scope_ids": ids_value(customers, ctx.dialect)})
     return {row[0]: tuple(row[1:]) for row in rows if 1 in row[1:] or 2 in row[1:]}
 
@@ -186,7 +187,7 @@ def _column(segment_id: int, node: Any, ctx: Any) -> tuple[sa.ColumnElement, boo
         scope = _SCOPES[ctx.dialect]
         here = replace(ctx, scope=scope)
         member = _c.c.id.in_(sa.select(_m.c.customer_id).where(
-            _m.c.segment_id == segment_id, _m.c.exited_at.is_(None), _m.c.customer_id.in_(sa.select(scope.c.id))))
+            _m.c.segment_id == segment_id, _m.c.exited_at.is_(None), scope(_m.c.customer_id)))
         matches = sa.and_(_c.c.merged_into_id.is_(None), compile_rules(node, here))
         found = (sa.case((matches, 1), else_=0) + sa.case((member, 2), else_=0), uses_scores(node, here))
         if key[-1] is not None:
@@ -254,7 +255,7 @@ def _writes(dialect: str) -> tuple[sa.Insert, sa.Update]:
     enter = sa.insert(_m).from_select(["segment_id", "customer_id", "entered_at"], sa.select(
         segment, ids.c.value, sa.bindparam("b_now", type_=_m.c.entered_at.type)))
     leave = sa.update(_m).where(_m.c.segment_id == segment, _m.c.exited_at.is_(None),
-                                _m.c.customer_id.in_(sa.select(ids.c.value))
+                                ids_condition(_m.c.customer_id, "customer_ids", dialect)
                                 ).values(exited_at=sa.bindparam("b_now", type_=_m.c.exited_at.type))
     return enter, leave
 
