@@ -32,6 +32,12 @@ from clm.web.deps import get_session, require_scope
 from clm.web.errors import ApiError
 
 router = APIRouter(prefix="/loyalty", tags=["loyalty"])
+
+
+def _errors(*statuses: int) -> dict:
+    """Every route may answer 422 (a bad parameter or body) besides 401/403 and its own statuses."""
+    return error_responses(*sorted({*statuses, 422}))
+
 read = Depends(require_scope("loyalty:read"))
 write = require_scope("loyalty:write")
 manage = require_scope("loyalty:manage")
@@ -64,13 +70,13 @@ def _program(session: Session):
 
 
 @router.get("/program", response_model=ProgramSettings, summary="The program's settings", dependencies=[read],
-            responses=error_responses(409))
+            responses=_errors(409))
 def program_get(session: Session = Depends(get_session)) -> ProgramSettings:
     return settings_of(_program(session))
 
 
 @router.put("/program", response_model=ProgramSettings, summary="Set up or change the program",
-            dependencies=[Depends(manage)], responses=error_responses(422))
+            dependencies=[Depends(manage)], responses=_errors(422))
 def program_put(body: ProgramSettings, session: Session = Depends(get_session)) -> ProgramSettings:
     """Lots already earned keep the expiry they were given; new settings apply to what happens next."""
     with _writing(session):
@@ -97,13 +103,14 @@ def _tiers_out(rows) -> TiersOut:
                                    benefits=t.benefits, rank=t.rank) for t in rows])
 
 
-@router.get("/tiers", response_model=TiersOut, summary="The tier ladder", dependencies=[read])
+@router.get("/tiers", response_model=TiersOut, summary="The tier ladder", dependencies=[read],
+            responses=_errors())
 def tiers_get(session: Session = Depends(get_session)) -> TiersOut:
     return _tiers_out(tiers.ladder(session))
 
 
 @router.put("/tiers", response_model=TiersOut, summary="Replace the tier ladder", dependencies=[Depends(manage)],
-            responses=error_responses(422))
+            responses=_errors(422))
 def tiers_put(body: Tiers, session: Session = Depends(get_session)) -> TiersOut:
     """All or nothing: overlapping thresholds (not rising strictly) are refused naming the tier."""
     with _writing(session):
@@ -126,13 +133,14 @@ def _rule_out(row) -> RuleOut:
                    ends_at=row.ends_at, config=row.config, created_at=row.created_at, updated_at=row.updated_at)
 
 
-@router.get("/rules", response_model=RuleList, summary="Earning rules", dependencies=[read])
+@router.get("/rules", response_model=RuleList, summary="Earning rules", dependencies=[read],
+            responses=_errors())
 def rules_list(session: Session = Depends(get_session)) -> RuleList:
     return RuleList(data=[_rule_out(r) for r in rules.list_rules(session)])
 
 
 @router.post("/rules", response_model=RuleOut, status_code=201, summary="Add an earning rule",
-             dependencies=[Depends(manage)], responses=error_responses(422))
+             dependencies=[Depends(manage)], responses=_errors(422))
 def rules_create(body: rules.RuleIn, session: Session = Depends(get_session)) -> RuleOut:
     """`config` by kind: spend {points, per_amount, rounding, qualifying, caps}; multiplier {percent,
     categories, tiers, caps}; event {trigger: signup|birthday|track, event, properties, points, caps}."""
@@ -142,13 +150,13 @@ def rules_create(body: rules.RuleIn, session: Session = Depends(get_session)) ->
 
 
 @router.get("/rules/{rule_id}", response_model=RuleOut, summary="One earning rule", dependencies=[read],
-            responses=error_responses(404))
+            responses=_errors(404))
 def rules_get(rule_id: Id, session: Session = Depends(get_session)) -> RuleOut:
     return _rule_out(rules.get_rule(session, rule_id))
 
 
 @router.put("/rules/{rule_id}", response_model=RuleOut, summary="Change an earning rule",
-            dependencies=[Depends(manage)], responses=error_responses(404, 422))
+            dependencies=[Depends(manage)], responses=_errors(404, 422))
 def rules_put(rule_id: Id, body: rules.RuleIn, session: Session = Depends(get_session)) -> RuleOut:
     """Orders already earned keep what they earned; refunds reverse those stored figures."""
     with _writing(session):
@@ -197,7 +205,7 @@ def member_out(session: Session, customer_id: int, now: datetime) -> MemberOut:
 
 
 @router.get("/members/{customer_id}", response_model=MemberOut, summary="A member's balances and tier",
-            dependencies=[read], responses=error_responses(404, 409))
+            dependencies=[read], responses=_errors(404, 409))
 def member_get(customer_id: Id, session: Session = Depends(get_session)) -> MemberOut:
     """Balances as of now (points whose return window or expiry passed are moved first)."""
     get_customer(session, customer_id)
@@ -227,7 +235,7 @@ class History(BaseModel):
 
 
 @router.get("/members/{customer_id}/history", response_model=History, summary="A member's ledger entries",
-            dependencies=[read], responses=error_responses(404))
+            dependencies=[read], responses=_errors(404))
 def member_history(customer_id: Id, before: Annotated[int | None, Query(ge=1)] = None,
                    limit: Annotated[int, Query(ge=1, le=200)] = 50,
                    session: Session = Depends(get_session)) -> History:
@@ -246,7 +254,7 @@ class AdjustmentIn(BaseModel):
 
 
 @router.post("/members/{customer_id}/adjustments", response_model=MemberOut, summary="A staff adjustment",
-             responses=error_responses(404, 409, 422))
+             responses=_errors(404, 409, 422))
 def member_adjust(customer_id: Id, body: AdjustmentIn, key: ApiKey = Depends(manage),
                   session: Session = Depends(get_session)) -> MemberOut:
     """Taking more than is available is refused (409); an adjustment never makes debt."""
@@ -278,13 +286,14 @@ def _reward_out(row) -> RewardOut:
     return RewardOut.model_validate({f: getattr(row, f) for f in RewardOut.model_fields})
 
 
-@router.get("/rewards", response_model=RewardList, summary="The rewards catalogue", dependencies=[read])
+@router.get("/rewards", response_model=RewardList, summary="The rewards catalogue", dependencies=[read],
+            responses=_errors())
 def rewards_list(session: Session = Depends(get_session)) -> RewardList:
     return RewardList(data=[_reward_out(r) for r in rewards.list_rewards(session)])
 
 
 @router.post("/rewards", response_model=RewardOut, status_code=201, summary="Add a reward",
-             dependencies=[Depends(manage)], responses=error_responses(422))
+             dependencies=[Depends(manage)], responses=_errors(422))
 def rewards_create(body: rewards.RewardIn, session: Session = Depends(get_session)) -> RewardOut:
     with _writing(session):
         row = rewards.save_reward(session, body)
@@ -292,7 +301,7 @@ def rewards_create(body: rewards.RewardIn, session: Session = Depends(get_sessio
 
 
 @router.put("/rewards/{reward_id}", response_model=RewardOut, summary="Change a reward",
-            dependencies=[Depends(manage)], responses=error_responses(404, 422))
+            dependencies=[Depends(manage)], responses=_errors(404, 422))
 def rewards_put(reward_id: Id, body: rewards.RewardIn, session: Session = Depends(get_session)) -> RewardOut:
     with _writing(session):
         row = rewards.save_reward(session, body, reward_id)
@@ -314,7 +323,7 @@ class QuoteOut(BaseModel):
     rewards: list[RewardOut] = Field(description="Rewards the member can redeem now.")
 
 
-@router.post("/quote", response_model=QuoteOut, summary="What a cart may use", responses=error_responses(404, 409, 422))
+@router.post("/quote", response_model=QuoteOut, summary="What a cart may use", responses=_errors(404, 409, 422))
 def quote(body: QuoteIn, _key: ApiKey = Depends(write), session: Session = Depends(get_session)) -> QuoteOut:
     get_customer(session, body.customer_id)
     with _writing(session):
@@ -359,7 +368,7 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_lengt
 
 
 @router.post("/redemptions", response_model=RedemptionOut, status_code=201, summary="Redeem points",
-             responses={**error_responses(404, 409, 422), 200: {"description": "A repeat of an earlier request."}})
+             responses={**_errors(404, 409, 422), 200: {"description": "A repeat of an earlier request."}})
 def redeem(body: RedeemIn, response: Response, idempotency_key: IdempotencyKey = None,
            _key: ApiKey = Depends(write), session: Session = Depends(get_session)) -> RedemptionOut:
     """Takes the points (earliest-expiring first) and issues a voucher code. More than the balance: 409
@@ -379,13 +388,13 @@ def redeem(body: RedeemIn, response: Response, idempotency_key: IdempotencyKey =
 
 
 @router.get("/redemptions/{redemption_id}", response_model=RedemptionOut, summary="One redemption",
-            dependencies=[read], responses=error_responses(404))
+            dependencies=[read], responses=_errors(404))
 def redemption_get(redemption_id: Id, session: Session = Depends(get_session)) -> RedemptionOut:
     return _redemption_out(rewards.get_redemption(session, redemption_id))
 
 
 @router.post("/redemptions/{redemption_id}/cancel", response_model=RedemptionOut, summary="Cancel a redemption",
-             responses=error_responses(404, 409))
+             responses=_errors(404, 409))
 def redemption_cancel(redemption_id: Id, _key: ApiKey = Depends(write),
                       session: Session = Depends(get_session)) -> RedemptionOut:
     """The points return to the lots they came from, with their original expiry. A used voucher: 409."""
@@ -410,7 +419,7 @@ class VoucherOut(BaseModel):
 
 
 @router.post("/vouchers/validate", response_model=VoucherOut, summary="Check a voucher code at checkout",
-             responses=error_responses(409, 422))
+             responses=_errors(409, 422))
 def voucher_validate(body: VoucherIn, _key: ApiKey = Depends(write),
                      session: Session = Depends(get_session)) -> VoucherOut:
     """Unknown, used, cancelled or expired codes: 409 with the reason (`voucher_unknown`, `voucher_used`...)."""
@@ -420,7 +429,7 @@ def voucher_validate(body: VoucherIn, _key: ApiKey = Depends(write),
 
 
 @router.post("/vouchers/consume", response_model=VoucherOut, summary="Use a voucher code on an order",
-             responses=error_responses(409, 422))
+             responses=_errors(409, 422))
 def voucher_consume(body: ConsumeIn, _key: ApiKey = Depends(write),
                     session: Session = Depends(get_session)) -> VoucherOut:
     """Once: a second order gets 409 `voucher_used`; repeating for the same order returns the first result."""
@@ -459,7 +468,7 @@ def _referral_out(row) -> ReferralOut:
 
 
 @router.post("/referrals", response_model=ReferralOut, status_code=201, summary="Record a referral",
-             responses=error_responses(404, 422))
+             responses=_errors(404, 422))
 def referral_create(body: ReferralIn, _key: ApiKey = Depends(write),
                     session: Session = Depends(get_session)) -> ReferralOut:
     """Refused: an unknown code, one's own (same person, phone, email), a customer referred before or who has ordered."""
@@ -469,7 +478,7 @@ def referral_create(body: ReferralIn, _key: ApiKey = Depends(write),
 
 
 @router.get("/members/{customer_id}/referrals", response_model=ReferralsOut, summary="A member's referrals",
-            dependencies=[read], responses=error_responses(404))
+            dependencies=[read], responses=_errors(404))
 def member_referrals(customer_id: Id, session: Session = Depends(get_session)) -> ReferralsOut:
     """The member's code (made on first use), who referred them and whom they referred."""
     with _writing(session):
