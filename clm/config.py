@@ -138,6 +138,23 @@ class Settings(BaseSettings):
         None, description="Secret path segment of the eSMS and SpeedSMS report URLs (/hooks/esms/<token>)."
     )
 
+    # Sales (docs/sales.md): the public lead form and lead-ad webhooks.
+    lead_form_per_ip: int = Field(
+        10, ge=1, description="Lead form posts accepted from one IP address per 10 minutes (per server process); "
+                              "more are answered 429.")
+    lead_form_min_seconds: float = Field(
+        2.0, ge=0, description="A lead form sent sooner than this after it was loaded is refused as a bot's.")
+    lead_form_max_hours: int = Field(24, ge=1, description="A lead form's token expires after this many hours.")
+    facebook_leads_app_secret: SecretStr | None = Field(
+        None, description="App secret of the Facebook app subscribed to the Page's leadgen webhook "
+                          "(X-Hub-Signature-256). Unset: CLM_MESSENGER_APP_SECRET.")
+    facebook_leads_page_token: SecretStr | None = Field(
+        None, description="Page access token with leads_retrieval, to read each lead from the Graph API. "
+                          "Unset: CLM_MESSENGER_PAGE_TOKEN.")
+    facebook_leads_verify_token: SecretStr | None = Field(
+        None, description="The verify token typed into the leadgen webhook's settings. "
+                          "Unset: CLM_MESSENGER_VERIFY_TOKEN.")
+
 
 def _read_secret_files(values: dict) -> dict:
     """`CLM_<NAME>_FILE=/run/secrets/x` reads a secret from a file (Docker/Kubernetes secrets)."""

@@ -79,6 +79,9 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     from clm.channels.routes import router as links_router
 
     app.include_router(links_router)  # /t/...: open pixel, click redirect, unsubscribe, preferences (no login)
+    from clm.sales.public import router as lead_form_router
+
+    app.include_router(lead_form_router)  # /forms/lead: the embeddable lead form (no login; token, honeypot, rate limit)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
