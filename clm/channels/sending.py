@@ -215,13 +215,18 @@ def send_message(session: Session, job: Claimed, *, adapters: dict[str, Adapter]
 
 
 def job_died(session: Session, job: Claimed, error: str) -> None:
-    """The queue parked a send job dead (its handler kept failing): the message says so instead of
-    waiting forever. Registered as the kind's `on_dead` hook."""
+    """The queue parked a send job dead (its handler kept failing, or its worker died on the last
+    attempt): the message is `failed` and says so instead of waiting, or staying `sending`, forever.
+    Registered as the kind's `on_dead` hook; runs in the transaction that parks the job."""
     message_id = job.args.get("message_id")
-    message = session.get(Message, message_id) if isinstance(message_id, int) else None
-    if message is not None and message.status in (*WAITING, SENDING):
-        record_status(session, message, FAILED, reason=f"the send job failed {job.attempt} times: {error}",
-                      force=True)
+    message = _locked_message(session, message_id) if isinstance(message_id, int) else None
+    if message is None or message.status not in (*WAITING, SENDING) or effect_done(session, effect_key(message.id)):
+        return
+    reason = f"the send job failed {job.attempt} times: {error}"
+    if message.status == SENDING:  # the worker stopped inside the send: nobody knows if it arrived
+        reason = (f"interrupted: the worker stopped while handing the message to {message.provider or message.channel} "
+                  f"and the send job has no attempts left ({error}); it may or may not have arrived")
+    record_status(session, message, FAILED, reason=reason, force=True)
 
 
 def _suppress(session: Session, message: Message, reason: str, detail: str, at: datetime) -> None:

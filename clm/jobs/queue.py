@@ -10,7 +10,7 @@ was taken over cannot complete or fail the job under its new owner.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -144,28 +144,39 @@ def _copy(session: Session, columns: list[str], rows: list[tuple]) -> None:
             copy.write_row(row)
 
 
-def rescue_expired(session: Session, now: datetime) -> int:
+# Called when rescue_expired parks a job dead, in its transaction: (session, the job as its worker held
+# it, error text). The runner passes the kind's dead-job hook.
+OnDead = Callable[[Session, Claimed, str], None]
+
+
+def rescue_expired(session: Session, now: datetime, on_dead: OnDead | None = None) -> int:
     """Running jobs whose lease expired (their worker died or hung) become due again, or dead when
-    they have used their attempts; the expiry is kept in their errors. Returns how many."""
-    query = sa.select(jobs.c.id, jobs.c.attempt, jobs.c.max_attempts, jobs.c.errors, jobs.c.locked_by).where(
+    they have used their attempts (then `on_dead` runs for each); the expiry is kept in their errors.
+    Returns how many."""
+    query = sa.select(jobs.c.id, jobs.c.kind, jobs.c.args, jobs.c.queue, jobs.c.attempt, jobs.c.max_attempts,
+                      jobs.c.errors, jobs.c.locked_by, jobs.c.lease_expires_at).where(
         jobs.c.state == RUNNING, jobs.c.lease_expires_at <= now).limit(1000)
     if _postgres(session):
         query = query.with_for_update(skip_locked=True)
     rows = session.execute(query).all()
     for row in rows:
         error = f"lease expired: worker {row.locked_by} stopped before finishing"
-        _record_failure(session, row, error, now, permanent=False, delay=0.0)
+        state = _record_failure(session, row, error, now, permanent=False, delay=0.0)
+        if state == DEAD and on_dead is not None:
+            on_dead(session, Claimed(row.id, row.kind, row.args, row.queue, row.attempt, row.max_attempts,
+                                     row.locked_by, row.lease_expires_at), error)
     return len(rows)
 
 
 def claim(session: Session, worker_id: str, queues: Sequence[str] = ("default",), limit: int = 10,
-          lease_seconds: float = 300, now: datetime | None = None) -> list[Claimed]:
+          lease_seconds: float = 300, now: datetime | None = None, on_dead: OnDead | None = None) -> list[Claimed]:
     """Take up to `limit` due jobs for `worker_id` and lease them; the caller commits at once.
+    Jobs whose lease expired are rescued first (`on_dead`: see rescue_expired).
 
     PostgreSQL: the due rows are locked FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint
     batches without waiting on each other. SQLite has one writer: call it after `for_writing`."""
     now = now or utcnow()
-    rescue_expired(session, now)
+    rescue_expired(session, now, on_dead)
     due = (sa.select(jobs.c.id)
            .where(jobs.c.state.in_(WAITING), jobs.c.queue.in_(list(queues)), jobs.c.scheduled_at <= now)
            .order_by(jobs.c.priority, jobs.c.scheduled_at, jobs.c.id).limit(limit))

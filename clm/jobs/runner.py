@@ -81,6 +81,18 @@ class Registry:
     def kinds(self) -> list[str]:
         return sorted(self._handlers)
 
+    def run_dead_hook(self, session: Session, job: Claimed, error: str) -> None:
+        """The kind's dead-job hook, if any, in a savepoint: a failing hook is logged and the job stays
+        dead (a broken hook must not stop the claim that rescued it, round after round)."""
+        hook = self._on_dead.get(job.kind)
+        if hook is None:
+            return
+        try:
+            with session.begin_nested():
+                hook(session, job, error)
+        except Exception:
+            log.exception("job %s (%s): its dead-job hook failed", job.id, job.kind)
+
 
 def worker_id() -> str:
     """host:pid:random, unique per worker process (and per embedded worker)."""
@@ -88,11 +100,13 @@ def worker_id() -> str:
 
 
 def claim_due(session_factory: sessionmaker[Session], worker: str, queues: Sequence[str], limit: int,
-              lease_seconds: float, now: datetime) -> list[Claimed]:
-    """Claim a batch in a short transaction of its own (the lease, not a lock, holds the jobs)."""
+              lease_seconds: float, now: datetime, registry: Registry | None = None) -> list[Claimed]:
+    """Claim a batch in a short transaction of its own (the lease, not a lock, holds the jobs). A job
+    whose worker died on its last attempt is parked dead here, with its kind's hook (`registry`)."""
     with session_factory() as session:
         for_writing(session)
-        claimed = queue.claim(session, worker, queues, limit, lease_seconds, now)
+        claimed = queue.claim(session, worker, queues, limit, lease_seconds, now,
+                              on_dead=registry.run_dead_hook if registry is not None else None)
         session.commit()
         return claimed
 
@@ -130,9 +144,8 @@ def record_failure(session_factory: sessionmaker[Session], registry: Registry, j
     with session_factory() as session:
         for_writing(session)
         state = queue.fail(session, job, text, permanent=permanent, now=now or utcnow(), rng=rng)
-        hook = registry.on_dead(job.kind)
-        if state == queue.DEAD and hook is not None:
-            hook(session, job, text)
+        if state == queue.DEAD:
+            registry.run_dead_hook(session, job, text)
         session.commit()
     log.warning("job %s (%s) attempt %s failed (%s): %s", job.id, job.kind, job.attempt, state, text)
     return state or "lost"
@@ -178,7 +191,7 @@ def run_due(session_factory: sessionmaker[Session], registry: Registry, worker: 
     """Claim up to `limit` due jobs and run each; returns how many ran (0: nothing was due).
 
     `now` fixes the clock for the claim and the outcomes (tests); by default each uses the real time."""
-    claimed = claim_due(session_factory, worker, queues, limit, lease_seconds, now or utcnow())
+    claimed = claim_due(session_factory, worker, queues, limit, lease_seconds, now or utcnow(), registry)
     together = [job for job in claimed if registry.batchable(job.kind)]
     if together:
         run_batch(session_factory, registry, together, now, rng)

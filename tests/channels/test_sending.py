@@ -222,3 +222,42 @@ def test_a_send_job_that_keeps_failing_leaves_the_message_failed_with_the_error(
     row = fresh(db, message)
     assert row.status == "failed"
     assert row.status_reason == "the send job failed 1 times: RuntimeError: database went away"
+
+
+def test_a_worker_that_dies_inside_the_last_attempt_leaves_the_message_failed_not_sending(
+        db, session_factory, channel_settings, make_customer, welcome):
+    from clm.channels.sending import job_died
+
+    settings = channel_settings.model_copy(update={"send_max_attempts": 2})
+    customer = make_customer()
+    message = enqueue_message(db, customer_id=customer.id, channel="email", template_key="welcome",
+                              idempotency_key="k", settings=settings)
+    db.commit()
+
+    class DiesInside(Scripted):
+        idempotent = True  # so each attempt sends again (and dies again) until the attempts run out
+
+        def send(self, outgoing):
+            super().send(outgoing)
+            raise KeyboardInterrupt  # stands for SIGKILL: nothing after the send runs
+
+    def registry_with(adapter):
+        registry = Registry()
+        registry.register("channels.send", send_handler(settings, {"email": adapter}), on_dead=job_died)
+        return registry
+
+    dying, now = DiesInside(), datetime.now(UTC)
+    for attempt in (1, 2):
+        with pytest.raises(KeyboardInterrupt):
+            run_due(session_factory, registry_with(dying), f"w{attempt}", now=now, lease_seconds=60)
+        assert fresh(db, message).status == "sending"
+        now += timedelta(minutes=5)  # that worker's lease expires
+    survivor = Scripted()
+    assert run_due(session_factory, registry_with(survivor), "w3", now=now) == 0  # nothing left to run
+    job = db.scalar(sa.select(Job))
+    assert job.state == "dead" and job.errors[-1]["error"].startswith("lease expired: worker w2")
+    row = fresh(db, message)
+    assert row.status == "failed"
+    assert row.status_reason.startswith("interrupted: the worker stopped while handing the message to email")
+    assert "no attempts left" in row.status_reason
+    assert len(dying.sent) == 2 and survivor.sent == []

@@ -120,3 +120,32 @@ def test_the_worker_runs_due_jobs_each_round(db, session_factory, settings, monk
     step = next(s for s in worker.steps if s.name == "jobs.run")
     assert worker.run_step(step, now=NOW) == 1
     assert ran == [1]
+
+
+def test_a_job_whose_worker_died_on_its_last_attempt_is_parked_dead_with_its_kinds_hook(db, session_factory):
+    parked = []
+
+    def on_dead(session, job, error):
+        session.add(Customer(full_name=f"parked {job.kind} {job.id}"))
+        parked.append((job.id, job.attempt, error))
+
+    def broken_hook(session, job, error):
+        session.add(Customer(full_name="half-written"))
+        session.flush()
+        raise RuntimeError("hook bug")
+
+    registry = Registry()
+    registry.register("last", lambda session, job: None, on_dead=on_dead)
+    registry.register("retried", lambda session, job: None, on_dead=on_dead)
+    registry.register("buggy", lambda session, job: None, on_dead=broken_hook)
+    last = queue.enqueue(db, "last", max_attempts=1, now=NOW)
+    retried = queue.enqueue(db, "retried", max_attempts=2, now=NOW)
+    buggy = queue.enqueue(db, "buggy", max_attempts=1, now=NOW)
+    queue.claim(db, "gone", limit=10, lease_seconds=60, now=NOW)  # then the worker is SIGKILLed
+    db.commit()
+    later = NOW + timedelta(minutes=5)
+    assert run_due(session_factory, registry, "w", now=later) == 1  # only `retried` had an attempt left
+    states = jobs_by_state(db)
+    assert states == {last.id: "dead", retried.id: "completed", buggy.id: "dead"}
+    assert parked == [(last.id, 1, "lease expired: worker gone stopped before finishing")]
+    assert list(db.scalars(sa.select(Customer.full_name))) == [f"parked last {last.id}"]  # the buggy hook's write undone
