@@ -1,4 +1,5 @@
-"""The webhook endpoints providers call: /hooks/esms, /hooks/speedsms, /hooks/zalo, /hooks/messenger.
+"""The webhook endpoints providers call: /hooks/esms, /hooks/speedsms, /hooks/zalo, /hooks/messenger, and
+/hooks/email/feedback (abuse reports from mailbox providers' feedback loops, piped by the mail server).
 
 Thin: check the provider's signature (or the secret URL token) over the raw bytes, parse, record in
 one transaction, answer 200. A bad signature is a 401 JSON error and nothing is stored; a provider
@@ -13,8 +14,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 
-from clm.channels.inbound import payloads, signatures
-from clm.channels.inbound.service import Parsed, record
+from clm.channels.inbound import complaints, payloads, signatures
+from clm.channels.inbound.service import Outcome, Parsed, record
 from clm.web.errors import ApiError
 
 router = APIRouter(prefix="/hooks", tags=["provider webhooks"], include_in_schema=False)
@@ -72,6 +73,31 @@ async def speedsms_event(request: Request, token: str):
     _check_token(request, token)
     raw = await _raw(request)
     return await _record(request, payloads.speedsms(_json(raw)))
+
+
+@router.post("/email/feedback/{token}")
+async def email_feedback(request: Request, token: str):
+    """A feedback-loop abuse report (ARF, RFC 5965) as raw mail, piped by the shop's mail server."""
+    _check_token(request, token)
+    raw = await _raw(request)
+    try:
+        found, ignored = complaints.parse_arf(raw)
+    except complaints.NotAReport as exc:
+        raise ApiError(400, "not_a_report", str(exc), field="body") from None
+
+    def work():
+        with request.app.state.session_factory() as session:
+            outcome = Outcome(ignored=ignored)
+            for complaint in found:
+                changed = complaints.record_complaint(session, complaint)
+                if changed is None:
+                    outcome.unmatched += 1
+                elif changed:
+                    outcome.updated += 1
+            session.commit()
+            return outcome
+
+    return JSONResponse((await run_in_threadpool(work)).as_dict())
 
 
 @router.post("/zalo")
