@@ -18,4 +18,7 @@ def build_registry(settings) -> Registry:
     from clm.journeys.steps import register as register_journeys
 
     register_journeys(registry, settings)
+    from clm.sales.jobs import register as register_sales
+
+    register_sales(registry, settings)  # sales.facebook_lead, tasks.remind
     return registry

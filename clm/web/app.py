@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
 
     app.include_router(tracking_router)
     app.include_router(hooks_router)  # /hooks/...: providers' delivery reports and replies, signed
+    from clm.sales.hooks import router as lead_hooks_router
+
+    app.include_router(lead_hooks_router)  # /hooks/leads/...: Facebook Lead Ads and Zalo forms, signed
     for router in (customers_router, events_router, commerce_router, lifecycle_router, analytics_router,
                    segments_router, journeys_router, loyalty_router, broadcasts_router):
         app.include_router(router, prefix="/api/v1")
