@@ -160,6 +160,11 @@ def import_(body: DocumentIn, session: Session = Depends(get_session)) -> Journe
     return _out(session, journey)
 
 
+from clm.journeys.playbook_api import router as playbook_router  # noqa: E402 (before /{journey_id})
+
+router.include_router(playbook_router)
+
+
 @router.get("/{journey_id}", response_model=JourneyOut, summary="One journey", dependencies=[read],
             responses=error_responses(404, 422))
 def get(journey_id: Id, session: Session = Depends(get_session)) -> JourneyOut:

@@ -118,3 +118,12 @@ def journeys_pause(journey: str = typer.Argument(..., help="The journey's id or 
 def journeys_resume(journey: str = typer.Argument(..., help="The journey's id or name.")) -> None:
     """Let held customers go on."""
     _change(journey, "resume")
+
+
+def _mount_playbook() -> None:
+    from clm.journeys.playbook_cli import playbook_app
+
+    journeys_app.add_typer(playbook_app, name="playbook")
+
+
+_mount_playbook()

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from clm.customers.models import Customer
+from clm.db.base import UTCDateTime
 from clm.journeys import definition as d
 from clm.journeys import engine, entry
 from clm.journeys import models as m
@@ -186,9 +187,13 @@ def sweep_dates(session: Session, now: datetime, timezone: str) -> int:
                                                            today - timedelta(days=CATCH_UP_DAYS - 1))
         day = first
         while day <= today:
-            ids = due_customers(session, live.graph.trigger, day, ctx)
-            entered += len(entry.enter(session, live, [(cid, f"date:{day.isoformat()}", {"date": day.isoformat()})
-                                                       for cid in ids], now, timezone))
+            trigger = live.graph.trigger
+            if isinstance(trigger, d.LastOrderTrigger) and trigger.gaps is not None:
+                todo = gap_due(session, trigger.gaps, day, ctx)
+            else:
+                todo = [(cid, f"date:{day.isoformat()}", {"date": day.isoformat()})
+                        for cid in due_customers(session, trigger, day, ctx)]
+            entered += len(entry.enter(session, live, todo, now, timezone))
             day += timedelta(days=1)
         journey.swept_on = today
         session.flush()
@@ -247,6 +252,43 @@ def due_customers(session: Session, trigger: Any, day: date, ctx: Context) -> li
         if (trigger.every_year and _anniversary(found, day, target)) or (not trigger.every_year and found == target):
             out.append(cid)
     return out
+
+
+def usual_gap(session: Session) -> tuple[sa.ColumnElement, float]:
+    """The customer's usual gap between orders as the lifecycle rules measure "gaps" (SQL, in days): the
+    median of their gaps (customer_stats.median_gap_days, two orders or more), never under the rules'
+    `min_gap_days`; for one-time buyers the shop-wide median gap (or the rules' `default_gap_days`).
+    Also returns the shop-wide figure."""
+    from clm.lifecycle.rules import current_rules
+    from clm.lifecycle.stats import shop_gap_days
+
+    settings = current_rules().settings
+    floor = settings.min_gap_days
+    shop = max(shop_gap_days(session, settings.default_gap_days), floor)
+    col = CustomerStats.__table__.c.median_gap_days
+    return sa.case((col.is_(None), sa.literal(shop, sa.Float)), (col < floor, sa.literal(floor, sa.Float)),
+                   else_=col), shop
+
+
+def gap_due(session: Session, gaps: float, day: date, ctx: Context) -> list[tuple[int, str, dict[str, Any]]]:
+    """(customer, entry key, context) for the customers whose last order plus `gaps` usual gaps falls on local
+    day `day`. The entry key names the last order, so a customer enters once per last order."""
+    c, s = Customer.__table__, CustomerStats.__table__
+    gap, _ = usual_gap(session)
+    start, end = ctx.day_start(day), ctx.day_start(day + timedelta(days=1))
+
+    def days_between(later: datetime) -> sa.ColumnElement:
+        """Days from the last order to `later`."""
+        if ctx.dialect == "sqlite":
+            return sa.func.julianday(sa.literal(later, UTCDateTime)) - sa.func.julianday(s.c.last_order_at)
+        return sa.extract("epoch", sa.literal(later, UTCDateTime) - s.c.last_order_at) / 86400.0
+    due = sa.literal(gaps, sa.Float) * gap
+    rows = session.execute(sa.select(s.c.customer_id, s.c.last_order_at, gap.label("gap"))
+                           .join(c, c.c.id == s.c.customer_id)
+                           .where(c.c.merged_into_id.is_(None), s.c.last_order_at.is_not(None),
+                                  s.c.last_order_at < end, days_between(start) <= due, days_between(end) > due))
+    return [(cid, f"order:{last.isoformat()}", {"date": day.isoformat(), "last_order_at": last.isoformat(),
+                                                "gap_days": round(float(g), 1)}) for cid, last, g in rows]
 
 
 def _anniversary(found: date, day: date, target: date) -> bool:

@@ -15,7 +15,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from clm.lib.errors import FieldError
 from clm.segments.rules import TRAIT_KEY, PropertyFilter
@@ -85,10 +85,19 @@ class DateTrigger(_Strict):
 
 
 class LastOrderTrigger(_Strict):
-    """`days` days after the customer's last order (checked by a daily sweep)."""
+    """`days` days after the customer's last order, or `gaps` times the customer's expected time between
+    orders after it (their usual gap, as the lifecycle rules' "gaps" measure it; checked by a daily sweep).
+    Give exactly one of the two."""
 
     type: Literal["days_after_last_order"]
-    days: int = Field(ge=1, le=3650)
+    days: int | None = Field(None, ge=1, le=3650)
+    gaps: float | None = Field(None, gt=0, le=20)
+
+    @model_validator(mode="after")
+    def _one_measure(self) -> LastOrderTrigger:
+        if (self.days is None) == (self.gaps is None):
+            raise ValueError("give either days or gaps (multiples of the customer's usual gap between orders)")
+        return self
 
 
 class ApiTrigger(_Strict):
@@ -341,7 +350,7 @@ def _check(model: type[BaseModel], data: Any, path: str) -> Any:
         cleaned = [p for k, p in enumerate(cleaned) if not (k > 0 and cleaned[k - 1] == "trigger" and p in TRIGGERS)]
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in cleaned)
         message = "is not allowed here" if err["type"] == "extra_forbidden" else (
-            "is required" if err["type"] == "missing" else err["msg"])
+            "is required" if err["type"] == "missing" else err["msg"].removeprefix("Value error, "))
         raise FieldError(f"{path}{where}", message) from None
 
 

@@ -23,6 +23,8 @@ ENDPOINTS = [
     ("GET", "/api/v1/journeys/{id}/export", "journeys:read"),
     ("POST", "/api/v1/journeys/{id}/trigger", "journeys:write"),
     ("GET", "/api/v1/journeys/{id}/report", "journeys:read"),
+    ("GET", "/api/v1/journeys/playbook", "journeys:read"),
+    ("POST", "/api/v1/journeys/playbook/install", "journeys:write"),
 ]
 BODIES = {
     ("POST", "/api/v1/journeys"): {"name": "Mới", "definition": FLOW},
@@ -30,6 +32,7 @@ BODIES = {
     ("POST", "/api/v1/journeys/import"): {"name": "Nhập", "definition": FLOW},
     ("PUT", "/api/v1/journeys/{id}"): {"name": "Chào mừng", "definition": FLOW},
     ("POST", "/api/v1/journeys/{id}/trigger"): lambda target: {"customer_id": target["/customers/"]},
+    ("POST", "/api/v1/journeys/playbook/install"): {"keys": ["birthday"]},
 }
 
 
