@@ -516,3 +516,12 @@ def _daily(session: Session, broadcast_id: int, timezone: str) -> list[tuple[str
             if at is not None:
                 days[at.astimezone(tz).date().isoformat()][i] += 1
     return [(day, *counts) for day, counts in sorted(days.items())]
+
+
+def reasons(session: Session, broadcast_id: int, limit: int = 8) -> list[tuple[str, str, int]]:
+    """Why messages of the broadcast were not sent (or not yet): (status, reason, messages), commonest first."""
+    rows = session.execute(
+        sa.select(Message.status, Message.status_reason, sa.func.count())
+        .where(Message.broadcast_id == broadcast_id, Message.status.in_(("failed", "bounced", "suppressed", "deferred")))
+        .group_by(Message.status, Message.status_reason).order_by(sa.func.count().desc()).limit(limit))
+    return [(status, reason or "", n) for status, reason, n in rows]

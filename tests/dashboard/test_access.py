@@ -43,6 +43,25 @@ ROUTES = [
     ("GET", "/jobs", "jobs"),
     ("POST", "/jobs/{id}/retry", "jobs"),
     ("POST", "/jobs/{id}/cancel", "jobs"),
+    ("GET", "/channels/broadcasts", "channels"),
+    ("GET", "/channels/broadcasts/new", "channels"),
+    ("POST", "/channels/broadcasts/new", "channels"),
+    ("POST", "/channels/broadcasts/test", "channels"),
+    ("GET", "/channels/tests/{id}", "channels"),
+    ("GET", "/channels/broadcasts/{id}", "channels"),
+    ("GET", "/channels/broadcasts/{id}/edit", "channels"),
+    ("POST", "/channels/broadcasts/{id}/edit", "channels"),
+    ("POST", "/channels/broadcasts/{id}/cancel", "channels"),
+    ("GET", "/channels/templates", "channels"),
+    ("GET", "/channels/templates/new", "channels"),
+    ("POST", "/channels/templates/new", "channels"),
+    ("POST", "/channels/templates/preview", "channels"),
+    ("GET", "/channels/templates/{id}", "channels"),
+    ("POST", "/channels/templates/{id}", "channels"),
+    ("GET", "/channels/messages", "channels"),
+    ("GET", "/channels/messages/{id}", "channels"),
+    ("GET", "/channels/providers", "channels"),
+    ("POST", "/channels/providers/test", "channels"),
     ("GET", "/settings", "settings:read"),
     ("POST", "/settings/api-keys", "settings:write"),
     ("POST", "/settings/api-keys/{id}/revoke", "settings:write"),
@@ -65,7 +84,22 @@ BODIES = {
                       "r.0.field": "city", "r.0.op": "eq", "r.0.value": "Huế"},
     "/segments/{id}/edit": {"name": "Huế", "r.kind": "group", "r.mode": "all", "r.0.kind": "cond",
                             "r.0.type": "profile", "r.0.field": "city", "r.0.op": "eq", "r.0.value": "Huế"},
+    # a callable body is made from the target (ids known only once it exists)
+    "/channels/broadcasts/new": lambda target: {"name": "Tết", "template_key": "acc-hello", "when": "now",
+                                               "segment_id": str(target["/segments/"]), "action": "draft"},
+    "/channels/broadcasts/{id}/edit": lambda target: {"name": "Tết", "template_key": "acc-hello", "when": "now",
+                                                      "segment_id": str(target["/segments/"]), "action": "draft"},
+    "/channels/broadcasts/test": {"template_key": "acc-hello", "to": "lan@shop.vn"},
+    "/channels/templates/new": {"key": "acc-new", "channel": "email", "vi.subject": "Chào", "vi.text": "Xin chào"},
+    "/channels/templates/{id}": {"vi.subject": "Chào", "vi.text": "Xin chào"},
+    "/channels/templates/preview": {"channel": "email", "vi.subject": "Chào", "vi.text": "Xin chào"},
+    "/channels/providers/test": {"channel": "email", "to": "lan@shop.vn"},
 }
+
+
+def body_of(template: str, target: dict) -> dict:
+    body = BODIES.get(template, {})
+    return body(target) if callable(body) else body
 guarded = pytest.mark.parametrize("method,path,needs", GUARDED, ids=[f"{m} {p}" for m, p, _ in GUARDED])
 
 
@@ -97,7 +131,25 @@ def target(db, shop):
     queue.fail(db, claimed, "SMTP refused")  # dead: both retry and cancel apply
     db.commit()
     return {"/customers/": customer.id, "/api-keys/": api_key.id, "/write-keys/": write_key.id, "/users/": staff.id,
-            "/segments/": segment.id, "/jobs/": job.id}
+            "/segments/": segment.id, "/jobs/": job.id, **channels_target(db, customer, segment)}
+
+
+def channels_target(db, customer, segment) -> dict:
+    """A template, a draft broadcast, a message and a test send for the /channels pages."""
+    from clm.channels import broadcasts, testsend
+    from clm.channels.service import enqueue_message
+    from clm.channels.templates import create_template
+    from clm.config import Settings
+
+    settings = Settings(_env_file=None)
+    create_template(db, key="acc-hello", channel="email", variants={"vi": {"subject": "Chào", "text": "Xin chào"}})
+    broadcast = broadcasts.create_broadcast(db, name="Tết", template_key="acc-hello", segment_id=segment.id,
+                                            settings=settings)
+    message = enqueue_message(db, customer_id=customer.id, channel="email", template_key="acc-hello",
+                              idempotency_key="acc:1", settings=settings)
+    test = testsend.queue_test(db, testsend.check_content("email", "en"), "lan@shop.vn", settings=settings)
+    db.commit()
+    return {"/broadcasts/": broadcast.id, "/templates/": "acc-hello", "/messages/": message.id, "/tests/": test.id}
 
 
 def call(client, method: str, template: str, target: dict):
@@ -107,7 +159,7 @@ def call(client, method: str, template: str, target: dict):
     if method == "GET":
         return client.get(path)
     token = token_of(client)
-    return client.post(path, data={**BODIES.get(template, {}), "csrf_token": token})
+    return client.post(path, data={**body_of(template, target), "csrf_token": token})
 
 
 def allowed(role: str, needs: str) -> bool:
@@ -161,9 +213,9 @@ def test_every_form_is_refused_without_the_csrf_token(as_role, target, method, p
     concrete = path
     for prefix, value in target.items():
         concrete = concrete.replace(prefix + "{id}", f"{prefix}{value}")
-    r = client.post(concrete, data=BODIES.get(path, {}))
+    r = client.post(concrete, data=body_of(path, target))
     assert r.status_code == 403 and "The form has expired" in r.text
-    r = client.post(concrete, data={**BODIES.get(path, {}), "csrf_token": "forged"})
+    r = client.post(concrete, data={**body_of(path, target), "csrf_token": "forged"})
     assert r.status_code == 403
 
 

@@ -11,7 +11,9 @@ from clm.access.users import LOCALES, ROLES
 from clm.analytics import pages as analytics_pages
 from clm.analytics.models import REASONS
 from clm.analytics.rfm import SEGMENTS
-from clm.channels.models import STATUSES
+from clm.channels import pages as channel_pages
+from clm.channels.models import BROADCAST_STATUSES, CHANNELS, PURPOSES, STATUSES
+from clm.channels.pages.common import TABS as CHANNEL_TABS
 from clm.customers.models import IDENTITY_KINDS
 from clm.jobs.models import STATES as JOB_STATES
 from clm.segments import builder
@@ -22,7 +24,7 @@ from clm.web.pages.metrics import STAGES
 
 WEB = Path(i18n.__file__).parent
 SOURCES = [*WEB.glob("templates/**/*.html"), *WEB.glob("pages/*.py"), Path(analytics_pages.__file__),
-           Path(segments_pages.__file__), Path(builder.__file__)]
+           Path(segments_pages.__file__), Path(builder.__file__), *Path(channel_pages.__file__).parent.glob("*.py")]
 LITERAL = re.compile(r"""\bt\(\s*["']([a-z_.]+)["']""")  # t("a.b") but not t("role." ~ x): see FAMILIES
 FAMILIES = {
     "role.": ROLES, "stage.": STAGES, "identity.": IDENTITY_KINDS, "gender.": ("male", "female", "other"),
@@ -34,6 +36,9 @@ FAMILIES = {
     "segment_help.": tuple(analytics_pages.segment_key(s) for s in SEGMENTS),
     "segments.kind.": ("dynamic", "static"), "segments.mode.": builder.MODES, "segments.type.": builder.TYPES,
     "message.status.": STATUSES, "jobs.state.": JOB_STATES, "jobs.done.": ("retried", "cancelled"),
+    "channel.": CHANNELS, "channels.tab.": CHANNEL_TABS, "broadcasts.status.": BROADCAST_STATUSES,
+    "messages.purpose.": PURPOSES, "providers.to.": CHANNELS, "templates.variant.": LOCALES,
+    "broadcasts.figure.": ("sent", "delivered", "opened", "clicked", "unsubscribed", "failed", "orders", "revenue"),
     "segments.jtype.": builder.JSON_TYPES, "segments.window.": builder.WINDOWS, "segments.target.": builder.TARGETS,
 }
 

@@ -35,6 +35,10 @@ def install(app: FastAPI, cache_ttl: float = 60.0, refresh_in_background: bool =
     from clm.web.pages import jobs as job_pages
 
     app.include_router(job_pages.router)  # /jobs: counts, dead jobs, retry and cancel
+    from clm.channels import pages as channel_pages
+
+    for router in channel_pages.routers():  # /channels/...: broadcasts, templates, messages, providers
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
