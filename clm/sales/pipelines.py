@@ -11,7 +11,7 @@ import re
 from typing import Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
 from clm.db.upsert import insert_for
@@ -53,18 +53,19 @@ class PipelineIn(BaseModel):
     is_default: bool = False
     stages: list[StageIn] = Field(min_length=3)
 
-    @model_validator(mode="after")
-    def _shape(self) -> PipelineIn:
-        keys = [s.key for s in self.stages]
+    @field_validator("stages")
+    @classmethod
+    def _shape(cls, stages: list[StageIn]) -> list[StageIn]:
+        keys = [s.key for s in stages]
         if len(set(keys)) != len(keys):
             raise ValueError("stage keys must be unique")
-        kinds = [s.kind for s in self.stages]
+        kinds = [s.kind for s in stages]
         if kinds.count("won") != 1 or kinds.count("lost") != 1 or "open" not in kinds:
             raise ValueError("a pipeline needs open stages, one won stage and one lost stage")
-        for stage in self.stages:
+        for stage in stages:
             if stage.kind == "won" and stage.probability != 100 or stage.kind == "lost" and stage.probability != 0:
                 raise ValueError(f"stage {stage.key!r}: a won stage is 100 % and a lost stage 0 %")
-        return self
+        return stages
 
 
 def get_pipeline(session: Session, pipeline_id: int) -> Pipeline:

@@ -14,6 +14,7 @@ from clm.commerce.models import Product
 from tests.channels import access_target as broadcasts
 from tests.journeys import access_target as journeys
 from tests.loyalty import access_target as loyalty
+from tests.sales import access_target as sales
 
 ENDPOINTS = [
     ("GET", "/api/v1/customers", "customers:read"),
@@ -47,6 +48,7 @@ ENDPOINTS = [
     *loyalty.ENDPOINTS,
     *journeys.ENDPOINTS,
     *broadcasts.ENDPOINTS,
+    *sales.ENDPOINTS,
 ]
 BODIES = {
     ("POST", "/api/v1/customers"): {"email": "new@example.vn"},
@@ -61,6 +63,7 @@ BODIES = {
     **loyalty.BODIES,  # a callable body is made from the target (ids known only once it exists)
     **journeys.BODIES,
     **broadcasts.BODIES,
+    **sales.BODIES,
 }
 ids = pytest.mark.parametrize("method,path,scope", ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
 
@@ -79,7 +82,8 @@ def target(shop):
     shop.db.commit()
     return {"/customers/": customer.id, "/orders/": order.id, "/products/": product_id, "/segments/": segment.id,
             **loyalty.loyalty_target(shop, customer), **journeys.journeys_target(shop),
-            **broadcasts.broadcasts_target(shop, customer)}
+            **broadcasts.broadcasts_target(shop, customer),
+            **sales.sales_target(shop, customer)}
 
 
 def call(client, method, template, target, headers):
