@@ -94,6 +94,10 @@ def demo(
         from clm.segments.ready import install_for_demo
 
         out.print(f"segments: {install_for_demo(session_factory, settings.timezone)} ready-made segments installed")
+    with err.status("channels: message templates and a past broadcast"):
+        from clm.channels.demo import install_for_demo as install_messaging
+
+        out.print(f"channels: {install_messaging(session_factory, settings)}")
     login = build.create_login(session_factory, password)
     engine.dispose()
     url = f"http://{host or settings.host}:{port or settings.port}"
