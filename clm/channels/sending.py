@@ -30,6 +30,8 @@ retries with its backoff; after ``CLM_SEND_MAX_ATTEMPTS`` tries the message is `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +71,20 @@ def send_handler(settings, adapters: dict[str, Adapter] | None = None):
         send_message(session, job, adapters=adapters, settings=settings)
 
     return handle
+
+
+def register(registry, settings, adapters: dict[str, Adapter] | None = None) -> None:
+    """`channels.send` in the worker's registry: one job at a time (`send_message`) or, for a claimed
+    batch, `send_many`, sharing one set of adapters (one SMTP connection per worker)."""
+    if adapters is None:
+        from clm.channels.adapters.registry import build_adapters
+
+        adapters = build_adapters(settings)
+
+    def many(session_factory, jobs: Sequence[Claimed]) -> list[tuple[Claimed, BaseException]]:
+        return send_many(session_factory, jobs, adapters=adapters, settings=settings)
+
+    registry.register(SEND_JOB, send_handler(settings, adapters), on_dead=job_died, many=many)
 
 
 def _postgres(session: Session) -> bool:
@@ -112,16 +128,56 @@ def build_outgoing(session: Session, message: Message, settings) -> Outgoing:
                     data=data, headers=headers)
 
 
+@dataclass
+class InFlight:
+    """A message claimed (`sending`, committed) and about to be handed to its adapter."""
+
+    job: Claimed
+    message_id: int
+    attempt: int
+    adapter: Adapter
+    outgoing: Outgoing
+    result: SendResult | None = None
+    error: Exception | None = None
+
+    def send(self) -> None:
+        try:
+            self.result = self.adapter.send(self.outgoing)
+        except (TransientError, PermanentError) as exc:
+            self.error = exc
+        except Exception as exc:  # an adapter bug: treated as transient, with what it said
+            self.error = TransientError(f"{type(exc).__name__}: {exc}")
+
+
 def send_message(session: Session, job: Claimed, *, adapters: dict[str, Adapter], settings,
                  now: datetime | None = None) -> str:
     """Run one send job; returns what happened to the message (for tests and logs)."""
+    # 1. Claim.
+    claimed = claim_message(session, job, adapters=adapters, settings=settings, now=now)
+    session.commit()  # the claim is durable before the provider hears of the message
+    if isinstance(claimed, str):
+        return claimed
+    # 2. Send, outside any transaction.
+    claimed.send()
+    # 3. Record.
+    for_writing(session)
+    outcome, retry = record_outcome(session, claimed)
+    session.commit()
+    if retry is not None:
+        raise JobError(retry)  # the queue retries the job with its backoff
+    return outcome
+
+
+def claim_message(session: Session, job: Claimed, *, adapters: dict[str, Adapter], settings,
+                  now: datetime | None = None) -> InFlight | str:
+    """Step 1 in the caller's transaction: lock the message, re-check the guardrails and mark it `sending`.
+    Returns the message to send, or what happened instead (skipped, interrupted, failed, suppressed,
+    deferred): then the job is done. The caller commits before sending."""
     message_id = job.args.get("message_id")
     if not isinstance(message_id, int):
         raise JobError("channels.send needs an integer message_id", permanent=True)
     key = effect_key(message_id)
     now = now or utcnow()
-
-    # 1. Claim.
     message = _locked_message(session, message_id)
     if message is None or effect_done(session, key) or message.status not in (*WAITING, SENDING):
         return "skipped"
@@ -130,7 +186,6 @@ def send_message(session: Session, job: Claimed, *, adapters: dict[str, Adapter]
         provider = getattr(adapter, "provider", None) or message.provider or message.channel
         record_status(session, message, FAILED, reason=INTERRUPTED.format(provider=provider), at=now, force=True)
         record_effect(session, key, job.id)
-        session.commit()
         return "interrupted"
     if adapter is None:
         from clm.channels.adapters.registry import SETTING_HINTS
@@ -138,7 +193,6 @@ def send_message(session: Session, job: Claimed, *, adapters: dict[str, Adapter]
         hint = SETTING_HINTS.get(message.channel, "configure its provider")
         record_status(session, message, FAILED, at=now, force=True,
                       reason=f"no {message.channel} provider is configured: {hint}")
-        session.commit()
         return "failed"
     customer = session.get(Customer, message.customer_id, with_for_update=_postgres(session), populate_existing=True)
     if message.channel != "webhook":
@@ -148,47 +202,37 @@ def send_message(session: Session, job: Claimed, *, adapters: dict[str, Adapter]
                                message_id=message.id)
     if verdict.status == SUPPRESSED:
         record_status(session, message, SUPPRESSED, reason=verdict.reason, at=now, force=True)
-        session.commit()
         return "suppressed"
     if verdict.status == DEFERRED:
         message.deferred_until = verdict.until
         record_status(session, message, DEFERRED, reason=verdict.reason, at=now, force=True)
         queue.enqueue(session, SEND_JOB, {"message_id": message.id}, run_at=verdict.until,
                       unique_key=send_job_key(message.id, verdict.until), max_attempts=job.max_attempts, now=now)
-        session.commit()
         return "deferred"
     outgoing = build_outgoing(session, message, settings)
     message.attempts += 1
-    attempt = message.attempts
     message.sent_at = now
     message.provider = getattr(adapter, "provider", None) or message.channel
     message.deferred_until = None
     record_status(session, message, SENDING, at=now, force=True)
-    session.commit()  # the claim is durable before the provider hears of the message
+    return InFlight(job, message.id, message.attempts, adapter, outgoing)
 
-    # 2. Send, outside any transaction.
-    result: SendResult | None = None
-    error: Exception | None = None
-    try:
-        result = adapter.send(outgoing)
-    except (TransientError, PermanentError) as exc:
-        error = exc
-    except Exception as exc:  # an adapter bug: treated as transient, with what it said
-        error = TransientError(f"{type(exc).__name__}: {exc}")
 
-    # 3. Record.
-    for_writing(session)
-    message = _locked_message(session, message_id)
+def record_outcome(session: Session, sent: InFlight) -> tuple[str, str | None]:
+    """Step 3 in the caller's transaction: the provider's answer on the message, and the effect key
+    when the message is finished. Returns (outcome, None), or (queued, error) when the job must be
+    retried after a transient error."""
+    job, attempt, result, error = sent.job, sent.attempt, sent.result, sent.error
+    message = _locked_message(session, sent.message_id)
     if message is None or message.attempts != attempt:
-        session.commit()  # another worker took the message over meanwhile; its outcome stands
-        return "taken over"
+        return "taken over", None  # another worker took the message over meanwhile; its outcome stands
+    key = effect_key(message.id)
     done = utcnow()
     if result is not None:
         message.provider_id = result.provider_id
         record_status(session, message, result.status or "sent", detail=result.detail, at=done, force=True)
         record_effect(session, key, job.id)
-        session.commit()
-        return message.status
+        return message.status, None
     reason = getattr(error, "reason", str(error))
     code = getattr(error, "code", None)
     detail = {"code": code, "attempt": attempt} if code is not None else {"attempt": attempt}
@@ -198,20 +242,67 @@ def send_message(session: Session, job: Claimed, *, adapters: dict[str, Adapter]
             record_status(session, message, FAILED, reason=f"gave up after {attempt} attempts: {text}",
                           detail=detail, at=done, force=True)
             record_effect(session, key, job.id)
-            session.commit()
-            return "failed"
+            return "failed", None
         record_status(session, message, QUEUED, reason=f"attempt {attempt} failed, retrying: {text}", detail=detail,
                       at=done, force=True)
-        session.commit()
-        raise JobError(text)  # the queue retries the job with its backoff
+        return QUEUED, text
     if getattr(error, "hard_bounce", False):
         _suppress(session, message, "hard_bounce", text, done)
         record_status(session, message, "bounced", reason=text, detail=detail, at=done, force=True)
     else:
         record_status(session, message, FAILED, reason=text, detail=detail, at=done, force=True)
     record_effect(session, key, job.id)
-    session.commit()
-    return message.status
+    return message.status, None
+
+
+def send_many(session_factory, jobs: Sequence[Claimed], *, adapters: dict[str, Adapter],
+              settings) -> list[tuple[Claimed, BaseException]]:
+    """The jobs of a claimed batch with far fewer commits than one job at a time (the queue's `many` mode).
+
+    Each transaction records the outcomes of the messages just sent, completes their jobs (or fails them
+    for a retry), and claims the next messages; one commit, then those are sent. How many go out between
+    two commits depends on what a crash would cost: messages whose provider deduplicates (eSMS, webhooks:
+    `adapter.idempotent`) are claimed together, since sending them again is harmless; a message whose
+    provider cannot tell a duplicate (SMTP, SpeedSMS, ZNS, Messenger) ends the group, so a worker dying
+    in a send leaves at most one of them uncertain, exactly as one job at a time would. Per message that
+    is one durable commit instead of three. Each claim runs in a savepoint: a failure (a bug, a lost
+    row) is returned for the queue to record and rolls back only that job's claim."""
+    failures: list[tuple[Claimed, BaseException]] = []
+    todo = list(jobs)
+    flying: list[InFlight] = []
+    with session_factory() as session:
+        while todo or flying:
+            for_writing(session)
+            for sent in flying:
+                try:
+                    with session.begin_nested():
+                        _, retry = record_outcome(session, sent)
+                except Exception as exc:  # the message stays `sending`: its retry treats it as interrupted
+                    failures.append((sent.job, exc))
+                    continue
+                if retry is not None:
+                    queue.fail(session, sent.job, retry)
+                else:
+                    queue.complete(session, sent.job)
+            flying = []
+            while todo:
+                job = todo.pop(0)
+                try:
+                    with session.begin_nested():
+                        claimed = claim_message(session, job, adapters=adapters, settings=settings)
+                except Exception as exc:  # recorded on the job by the queue after this batch
+                    failures.append((job, exc))
+                    continue
+                if isinstance(claimed, str):
+                    queue.complete(session, job)
+                    continue
+                flying.append(claimed)
+                if not getattr(claimed.adapter, "idempotent", False):
+                    break  # at most one message whose duplicate nobody would catch per commit
+            session.commit()  # outcomes and claims are durable before the provider hears of the next ones
+            for sent in flying:
+                sent.send()
+    return failures
 
 
 def job_died(session: Session, job: Claimed, error: str) -> None:

@@ -8,9 +8,9 @@ from clm.jobs.runner import Registry
 def build_registry(settings) -> Registry:
     """The handlers by kind. Capabilities (journeys, channels, broadcasts) register theirs here."""
     registry = Registry()
-    from clm.channels.sending import job_died, send_handler
+    from clm.channels.sending import register as register_sending
 
-    registry.register("channels.send", send_handler(settings), on_dead=job_died)
+    register_sending(registry, settings)  # channels.send: one by one, or a claimed batch with send_many
     from clm.channels import broadcasts, testsend
 
     broadcasts.register(registry, settings)  # broadcasts.send, broadcasts.finish

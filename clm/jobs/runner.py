@@ -33,6 +33,9 @@ Handler = Callable[[Session, Claimed], None]
 # Called in the transaction that parks a job dead: (session, job, error text). The capability records
 # the failure where a person looks (a journey run parked with its error).
 DeadHook = Callable[[Session, Claimed, str], None]
+# Runs a claimed batch of one kind itself, committing as it goes and completing (or failing) each job in
+# the transaction of its effects; returns the jobs it could not run with why, for the runner to record.
+ManyHandler = Callable[[sessionmaker[Session], Sequence[Claimed]], list[tuple[Claimed, BaseException]]]
 
 
 class JobError(Exception):
@@ -55,19 +58,30 @@ class Registry:
         self._handlers: dict[str, Handler] = {}
         self._batchable: set[str] = set()
         self._on_dead: dict[str, DeadHook] = {}
+        self._many: dict[str, ManyHandler] = {}
 
-    def register(self, kind: str, fn: Handler, *, batchable: bool = False, on_dead: DeadHook | None = None) -> Handler:
+    def register(self, kind: str, fn: Handler, *, batchable: bool = False, on_dead: DeadHook | None = None,
+                 many: ManyHandler | None = None) -> Handler:
         """`batchable`: the handler's effects are database writes in the session it is given and it never
         commits, so it may share one transaction with other jobs (each in a savepoint). `on_dead` runs
-        when a job of this kind is parked dead, in the transaction recording it."""
+        when a job of this kind is parked dead, in the transaction recording it. `many` runs the kind's
+        jobs of a claimed batch together when the handler must commit part-way (a send to a provider):
+        it completes each job with `queue.complete`/`queue.fail` in the transaction of its effects."""
         if kind in self._handlers:
             raise ValueError(f"job kind {kind!r} is registered twice")
+        if batchable and many is not None:
+            raise ValueError(f"job kind {kind!r}: batchable and many exclude each other")
         self._handlers[kind] = fn
         if batchable:
             self._batchable.add(kind)
         if on_dead is not None:
             self._on_dead[kind] = on_dead
+        if many is not None:
+            self._many[kind] = many
         return fn
+
+    def many(self, kind: str) -> ManyHandler | None:
+        return self._many.get(kind)
 
     def get(self, kind: str) -> Handler | None:
         return self._handlers.get(kind)
@@ -195,7 +209,26 @@ def run_due(session_factory: sessionmaker[Session], registry: Registry, worker: 
     together = [job for job in claimed if registry.batchable(job.kind)]
     if together:
         run_batch(session_factory, registry, together, now, rng)
+    by_kind: dict[str, list[Claimed]] = {}
     for job in claimed:
-        if not registry.batchable(job.kind):
+        if registry.many(job.kind) is not None:
+            by_kind.setdefault(job.kind, []).append(job)
+        elif not registry.batchable(job.kind):
             run_job(session_factory, registry, job, now, rng)
+    for kind, group in by_kind.items():
+        run_many(session_factory, registry, kind, group, now, rng)
     return len(claimed)
+
+
+def run_many(session_factory: sessionmaker[Session], registry: Registry, kind: str, group: Sequence[Claimed],
+             now: datetime | None = None, rng: random.Random | None = None) -> None:
+    """Hand a kind's jobs to its `many` handler; record the failures it returns. If the handler itself
+    breaks, every job of the group is failed: the ones it completed are no longer held by this worker,
+    so `fail` leaves them alone."""
+    try:
+        failures = registry.many(kind)(session_factory, group)
+    except Exception as exc:
+        log.exception("the %s batch of %s jobs broke", kind, len(group))
+        failures = [(job, exc) for job in group]
+    for job, error in failures:
+        record_failure(session_factory, registry, job, error, now, rng)

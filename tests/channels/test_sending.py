@@ -261,3 +261,92 @@ def test_a_worker_that_dies_inside_the_last_attempt_leaves_the_message_failed_no
     assert row.status_reason.startswith("interrupted: the worker stopped while handing the message to email")
     assert "no attempts left" in row.status_reason
     assert len(dying.sent) == 2 and survivor.sent == []
+
+
+# --- a claimed batch sent together (send_many) ---------------------------------------------------------
+
+
+def many_registry(settings, adapters) -> Registry:
+    from clm.channels.sending import register
+
+    registry = Registry()
+    register(registry, settings, adapters)
+    return registry
+
+
+def queue_emails(db, settings, make_customer, n: int) -> list[Message]:
+    messages = [enqueue_message(db, customer_id=make_customer().id, channel="email", template_key="welcome",
+                                idempotency_key=f"b:{i}", settings=settings) for i in range(n)]
+    db.commit()
+    return messages
+
+
+def test_a_batch_goes_to_the_smtp_server_once_each_and_every_job_completes(
+        db, session_factory, channel_settings, smtp, make_customer, welcome):
+    from clm.channels.adapters.registry import build_adapters
+
+    sink, _ = smtp
+    messages = queue_emails(db, channel_settings, make_customer, 6)
+    assert run_due(session_factory, many_registry(channel_settings, build_adapters(channel_settings)), "w") == 6
+    assert sorted(sink.by_message_id().values()) == [1] * 6
+    db.expire_all()
+    assert {fresh(db, m).status for m in messages} == {"sent"}
+    assert {j.state for j in db.scalars(sa.select(Job))} == {"completed"}
+    statuses = list(db.scalars(sa.select(MessageEvent.status).where(MessageEvent.message_id == messages[3].id)
+                               .order_by(MessageEvent.id)))
+    assert statuses == ["queued", "sending", "sent"]
+
+
+def test_in_a_batch_each_outcome_lands_on_its_own_message_and_job(
+        db, session_factory, channel_settings, make_customer, welcome):
+    messages = queue_emails(db, channel_settings, make_customer, 5)
+    record_consent(db, messages[4].customer_id, channel="email", purpose="marketing", granted=False, source="test")
+    db.commit()
+    adapter = Scripted(SendResult(provider_id="a"), TransientError("timeout"), PermanentError("no such user", 550),
+                       SendResult(provider_id="d"))
+    run_due(session_factory, many_registry(channel_settings, {"email": adapter}), "w", rng=random.Random(0))
+    rows = [fresh(db, m) for m in messages]
+    assert [r.status for r in rows] == ["sent", "queued", "failed", "sent", "suppressed"]
+    assert rows[1].status_reason == "attempt 1 failed, retrying: timeout"
+    assert rows[2].status_reason == "[550] no such user"
+    jobs = {j.args["message_id"]: j for j in db.scalars(sa.select(Job))}
+    assert jobs[rows[1].id].state == "retryable" and jobs[rows[1].id].errors[-1]["error"] == "timeout"
+    assert {jobs[r.id].state for r in rows if r is not rows[1]} == {"completed"}
+    assert len(adapter.sent) == 4  # the suppressed one was never handed over
+
+
+@pytest.mark.parametrize("idempotent", [False, True])
+def test_a_worker_dying_inside_a_batch_leaves_at_most_one_uncertain_message_that_nobody_deduplicates(
+        db, session_factory, channel_settings, make_customer, welcome, idempotent):
+    messages = queue_emails(db, channel_settings, make_customer, 5)
+
+    class DiesOnThird(Scripted):
+        def send(self, outgoing):
+            if len(self.sent) == 2:
+                self.sent.append(outgoing)
+                raise KeyboardInterrupt  # stands for SIGKILL: nothing after the send runs
+            return super().send(outgoing)
+
+    dying = DiesOnThird()
+    dying.idempotent = idempotent
+    with pytest.raises(KeyboardInterrupt):
+        run_due(session_factory, many_registry(channel_settings, {"email": dying}), "w", lease_seconds=60)
+    statuses = [fresh(db, m).status for m in messages]
+    if idempotent:  # claimed together: all five were `sending` when the worker died
+        assert statuses == ["sending"] * 5
+    else:  # one at a time: the two before were recorded, the two after never claimed
+        assert statuses == ["sent", "sent", "sending", "queued", "queued"]
+
+    survivor = Scripted()
+    survivor.idempotent = idempotent
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    run_due(session_factory, many_registry(channel_settings, {"email": survivor}), "w2", now=later)
+    rows = [fresh(db, m) for m in messages]
+    resent = [o.idempotency_key for o in survivor.sent]
+    if idempotent:  # sent again with the same keys: the provider drops the duplicates
+        assert [r.status for r in rows] == ["sent"] * 5 and resent == [f"b:{i}" for i in range(5)]
+    else:
+        assert [r.status for r in rows] == ["sent", "sent", "failed", "sent", "sent"]
+        assert rows[2].status_reason.startswith("interrupted:")
+        assert resent == ["b:3", "b:4"]  # nothing that may have arrived is sent twice
+    assert {j.state for j in db.scalars(sa.select(Job))} == {"completed"}
