@@ -16,7 +16,7 @@ from rich.progress import (
 )
 
 import_app = typer.Typer(
-    help="Import customers, orders or events from CSV (UTF-8, Excel's BOM is fine) or JSON Lines.",
+    help="Import customers, orders, events or leads from CSV (UTF-8, Excel's BOM is fine) or JSON Lines.",
     no_args_is_help=True,
 )
 
@@ -82,6 +82,20 @@ def import_events(
     """Events: event, timestamp, user_id / anonymous_id / email / phone, message_id (else a hash of the row),
     properties (a JSON column, plus any other column). Keyed by message id."""
     _run("events", file, mapping_pairs, mapping_file, properties, errors, chunk_size)
+
+
+@import_app.command("leads")
+def import_leads(
+    file: Path = FileArg,
+    mapping_pairs: list[str] = _O["mapping_pairs"],
+    mapping_file: Path = _O["mapping_file"],
+    errors: Path = _O["errors"],
+    chunk_size: int = _O["chunk_size"],
+) -> None:
+    """Leads: name, phone and/or email, city, source, campaign, priority, owner_email, message, created_at,
+    external_id; other columns are kept with the lead. A known phone or email joins that customer;
+    importing again changes nothing (same external_id, or the customer's lead is still open)."""
+    _run("leads", file, mapping_pairs, mapping_file, None, errors, chunk_size)
 
 
 def _run(kind: str, file: Path, pairs: list[str] | None, mapping_file: Path | None, extras: str | None,

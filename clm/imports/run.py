@@ -43,6 +43,10 @@ def make_importer(kind: str, mapping: Mapping, settings: Settings, *, currency: 
     if kind == "events":
         return EventImporter(mapping, region=settings.default_region, currency=currency or settings.default_currency,
                              timezone=zone(settings.timezone))
+    if kind == "leads":
+        from clm.imports.leads import LeadImporter
+
+        return LeadImporter(mapping, region=settings.default_region, timezone=zone(settings.timezone))
     raise ValueError(f"unknown import kind {kind!r}; use one of {', '.join(KINDS)}")
 
 

@@ -68,8 +68,25 @@ def build_steps(settings) -> list[Step]:
         *segment_steps(settings),
         *loyalty_steps(settings),
         *journey_steps(settings),
+        *sales_steps(settings),
         *job_steps(settings),
     ]
+
+
+def sales_steps(settings) -> list[Step]:
+    """Lead scores: hourly, new leads are scored; once a day the model is retrained and all open leads rescored."""
+    from clm.sales.scoring.service import refresh
+
+    def scores(session: Session, now: datetime) -> int:
+        from clm.db.engine import for_writing
+
+        def commit_chunk(_done: int) -> None:
+            session.commit()  # a chunk of leads per transaction: capture is not held up by a rescore
+            for_writing(session)
+
+        return refresh(session, now, on_chunk=commit_chunk)[1]
+
+    return [Step("sales.scores", scores, every=timedelta(hours=1))]
 
 
 def loyalty_steps(settings) -> list[Step]:
