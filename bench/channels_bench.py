@@ -1,0 +1,311 @@
+"""Channels: a broadcast queued in bulk, then the outbox drained to a local SMTP server and a local SMS API.
+
+1. **Queue a broadcast**: `enqueue_many` for 100,000 recipients (`--quick` 20,000) of a three-part email
+   template (subject, text, HTML with two tracked links) rendered per customer, every recipient with
+   marketing consent: seconds to have every message row, its history row and its send job committed
+   (the issue's target: 100,000 in under 30 s), on PostgreSQL and SQLite.
+2. **Drain the outbox**: worker processes run the `channels.send` jobs (guardrails re-checked, the
+   message claimed, handed to the provider, the outcome recorded) against
+   - a local SMTP server (aiosmtpd, in this process) for email, and
+   - a local HTTP server speaking eSMS's SendMultipleMessage_V4 API for SMS,
+   messages per second with one worker, and with two worker processes on PostgreSQL (the scaling
+   ratio; the issue asks for at least 1.7x). One worker on SQLite. CPU seconds are measured per worker
+   process and per PostgreSQL backend serving it (/proc), with the machine's load average: the machine
+   is shared, and a ratio between runs means little without them.
+
+PostgreSQL: CLM_BENCH_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/clm_bench_channels,
+created when missing). python bench/channels_bench.py [--quick] [--part enqueue|drain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+PG_URL = os.environ.get("CLM_BENCH_POSTGRES_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/clm_bench_channels")
+ESMS_PATH = "/MainService.svc/json/SendMultipleMessage_V4_post_json/"
+
+EMAIL = {
+    "vi": {"subject": "{{ customer.given_name }} ơi, ưu đãi tháng này",
+           "text": "Xin chào {{ customer.name }}!\nGiảm 20% cho đơn từ {{ 500000|vnd }}: https://shop.example.vn/sale\n"
+                   "Huỷ nhận tin: {{ unsubscribe_url }}",
+           "html": "<p>Xin chào <b>{{ customer.name }}</b>,</p><p>Giảm 20% cho đơn từ {{ 500000|vnd }}.</p>"
+                   "<p><a href=\"https://shop.example.vn/sale?utm_source=email\">Mua ngay</a> · "
+                   "<a href=\"https://shop.example.vn/stores\">Cửa hàng</a></p>"
+                   "<p><a href=\"{{ unsubscribe_url }}\">Huỷ nhận tin</a></p>"},
+    "en": {"subject": "{{ customer.given_name }}, this month's offer",
+           "text": "Hello {{ customer.name }}!\n20% off orders over {{ 500000|vnd }}: https://shop.example.vn/sale",
+           "html": "<p>Hello <b>{{ customer.name }}</b>, 20% off: <a href=\"https://shop.example.vn/sale\">shop</a></p>"},
+}
+SMS = {"vi": {"text": "SHOP AN: {{ customer.given_name }} oi, giam 20% cho don tu 500k den het thang."}}
+
+
+def settings_for(url: str, smtp_url: str | None = None, esms_url: str | None = None):
+    from clm.config import Settings
+
+    extra = {}
+    if esms_url:
+        extra = {"esms_api_key": "bench-key", "esms_secret_key": "bench-secret", "esms_brandname": "SHOPAN",
+                 "esms_url": esms_url, "esms_callback_url": "https://shop.example.vn/hooks/esms/x"}
+    return Settings(_env_file=None, database_url=url, smtp_url=smtp_url, email_from="Cửa hàng An <shop@example.vn>",
+                    public_url="https://shop.example.vn", tracking_secret="bench-secret", quiet_hours="",
+                    marketing_cap=0, **extra)
+
+
+def seed(url: str, customers: int) -> sa.Engine:
+    """A fresh database with `customers` customers (email, phone, consent for email and SMS marketing)
+    and the two templates."""
+    from jobs_bench import _fresh
+
+    from clm.channels.templates import create_template
+    from clm.customers.models import Consent, Customer
+    from clm.db.bulk import insert_rows
+    from clm.db.engine import for_writing, make_session_factory
+
+    engine = _fresh(url)
+    factory = make_session_factory(engine)
+    now = datetime.now(UTC)
+    given = ["An", "Bình", "Chi", "Dũng", "Hà", "Lan", "Minh", "Nam", "Phương", "Quân"]
+    with factory() as session:
+        for_writing(session)
+        for first in range(1, customers + 1, 50_000):
+            ids = range(first, min(customers, first + 49_999) + 1)
+            insert_rows(session, Customer.__table__,
+                        ("id", "email", "phone", "full_name", "given_name", "traits", "search_text", "created_at",
+                         "updated_at"),
+                        [(i, f"khach{i}@example.vn", f"+8491{i:07d}", f"Nguyễn {given[i % 10]}", given[i % 10],
+                          {"locale": "en"} if i % 5 == 0 else {}, "", now, now) for i in ids])
+            insert_rows(session, Consent.__table__,
+                        ("customer_id", "channel", "purpose", "granted", "source", "recorded_at"),
+                        [(i, ch, "marketing", True, "bench", now) for i in ids for ch in ("email", "sms")])
+        if url.startswith("postgresql"):
+            session.execute(sa.text("SELECT setval(pg_get_serial_sequence('customers', 'id'), :n)"), {"n": customers})
+        create_template(session, key="offer", channel="email", variants=EMAIL)
+        create_template(session, key="offer-sms", channel="sms", variants=SMS)
+        session.commit()
+    if url.startswith("postgresql"):
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+    return engine
+
+
+def enqueue(engine: sa.Engine, url: str, customers: int, template: str = "offer", channel: str = "email",
+            prefix: str = "broadcast:1") -> dict:
+    """Queue the template for customers 1..N with enqueue_many, in one transaction: seconds and counts."""
+    from clm.channels.service import enqueue_many
+    from clm.db.engine import for_writing, make_session_factory
+
+    factory = make_session_factory(engine)
+    settings = settings_for(url)
+    with factory() as session:
+        for_writing(session)
+        backend = (session.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+                   if url.startswith("postgresql") else None)
+        backend_cpu = _cpu_of(backend) if backend else 0.0
+        started = time.perf_counter()
+        cpu = time.process_time()
+        counts = enqueue_many(session, customer_ids=list(range(1, customers + 1)), channel=channel,
+                              template_key=template, idempotency_prefix=prefix, settings=settings)
+        session.commit()
+        out = {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu, "counts": counts}
+        if backend:
+            out["backend_cpu"] = _cpu_of(backend) - backend_cpu
+    return out
+
+
+# --- local providers --------------------------------------------------------------------------------
+
+
+class CountingSink:
+    """aiosmtpd handler: accepts everything and counts it."""
+
+    def __init__(self):
+        self.received = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received += 1
+        return "250 Message accepted"
+
+
+def start_smtp():
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink = CountingSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    return controller, sink, f"smtp://127.0.0.1:{port}"
+
+
+class _EsmsHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the real API allows
+    count = 0
+    lock = threading.Lock()
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        ok = self.path == ESMS_PATH and body.get("ApiKey") == "bench-key" and body.get("Phone", "").startswith("0")
+        with _EsmsHandler.lock:
+            _EsmsHandler.count += 1
+            n = _EsmsHandler.count
+        answer = json.dumps({"CodeResult": "100", "SMSID": f"sms-{n}"} if ok else
+                            {"CodeResult": "99", "ErrorMessage": "bad request"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+def start_esms():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EsmsHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+# --- draining ---------------------------------------------------------------------------------------
+
+
+def _cpu_of(pid: int) -> float:
+    from jobs_bench import _cpu_of as cpu
+
+    return cpu(pid)
+
+
+def drain(url: str, count: int, name: str, smtp_url: str, esms_url: str, mode: str = "batch") -> dict:
+    """Run up to `count` send jobs as worker `name` (also the subprocess entry point). `batch`: the
+    worker's registry (a claimed batch through send_many); `per-job`: each job on its own."""
+    from clm.channels.sending import send_handler
+    from clm.db.engine import make_engine, make_session_factory
+    from clm.jobs.registry import build_registry
+    from clm.jobs.runner import Registry, run_due
+
+    engine = make_engine(url, pool_size=2, max_overflow=0) if url.startswith("postgresql") else make_engine(url)
+    factory = make_session_factory(engine)
+    settings = settings_for(url, smtp_url, esms_url)
+    if mode == "batch":
+        registry = build_registry(settings)
+    else:
+        registry = Registry()
+        registry.register("channels.send", send_handler(settings))
+    backend = None
+    if url.startswith("postgresql"):
+        with engine.connect() as conn:
+            backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    backend_cpu, own_cpu = _cpu_of(backend) if backend else 0.0, time.process_time()
+    done, started = 0, time.perf_counter()
+    while done < count:
+        ran = run_due(factory, registry, name, limit=min(100, count - done))
+        if not ran:
+            break
+        done += ran
+    elapsed = time.perf_counter() - started
+    out = {"jobs": done, "seconds": elapsed, "worker_cpu": time.process_time() - own_cpu}
+    if backend:
+        out["backend_cpu"] = _cpu_of(backend) - backend_cpu
+    engine.dispose()
+    return out
+
+
+def _workers(url: str, count: int, n: int, smtp_url: str, esms_url: str, mode: str = "batch") -> dict:
+    procs = [subprocess.Popen([sys.executable, __file__, "--drain", url, str(count // n), f"bench-{i}", smtp_url,
+                               esms_url, mode], cwd=ROOT, stdout=subprocess.PIPE, text=True) for i in range(n)]
+    results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    return {"jobs": sum(r["jobs"] for r in results), "seconds": max(r["seconds"] for r in results),
+            "worker_cpu": sum(r["worker_cpu"] for r in results),
+            "backend_cpu": sum(r.get("backend_cpu", 0.0) for r in results)}
+
+
+def _row(database: str, what: str, result: dict) -> dict:
+    row = {"database": database, "what": what, "seconds": round(result["seconds"], 2), "messages": result["jobs"],
+           "per_second": result["jobs"] / result["seconds"] if result["seconds"] else 0.0,
+           "worker_cpu_s": round(result["worker_cpu"], 2), "load_1min": os.getloadavg()[0]}
+    if result.get("backend_cpu"):
+        row["postgres_backend_cpu_s"] = round(result["backend_cpu"], 2)
+    return row
+
+
+def run(quick: bool = False, parts: tuple[str, ...] = ("enqueue", "drain")) -> list[dict]:
+    recipients = 20_000 if quick else 100_000
+    drained = 1_000 if quick else 4_000
+    OUT.mkdir(parents=True, exist_ok=True)
+    rows = []
+    databases = (("postgresql", PG_URL), ("sqlite", f"sqlite:///{OUT}/channels_bench.db"))
+    for database, url in databases:
+        if "enqueue" in parts:
+            engine = seed(url, recipients)
+            result = enqueue(engine, url, recipients)
+            rows.append({"database": database, "what": f"enqueue_many {recipients:,} emails",
+                         "seconds": round(result["seconds"], 2), "messages": recipients,
+                         "per_second": recipients / result["seconds"], "worker_cpu_s": round(result["cpu"], 2),
+                         "postgres_backend_cpu_s": round(result.get("backend_cpu", 0.0), 2) or None,
+                         "load_1min": os.getloadavg()[0]})
+            engine.dispose()
+        if "drain" in parts:
+            rows.extend(_drain_rows(database, url, drained))
+    return rows
+
+
+def _drain_rows(database: str, url: str, drained: int) -> list[dict]:
+    """Per channel, a fresh database with 3 x `drained` messages queued, drained by one worker one job at
+    a time, one worker in batches and (PostgreSQL) two worker processes in batches. Each worker runs in
+    its own process (the SMTP and HTTP servers run in this one)."""
+    controller, sink, smtp_url = start_smtp()
+    server, esms_url = start_esms()
+    rows = []
+    try:
+        for channel, template in (("email", "offer"), ("sms", "offer-sms")):
+            engine = seed(url, 3 * drained)
+            enqueue(engine, url, 3 * drained, template=template, channel=channel)
+            engine.dispose()
+            per_job = _workers(url, drained, 1, smtp_url, esms_url, "per-job")
+            rows.append(_row(database, f"{channel}: 1 worker, per-job", per_job))
+            one = _workers(url, drained, 1, smtp_url, esms_url, "batch")
+            rows.append(_row(database, f"{channel}: 1 worker, batch", one))
+            if database == "postgresql":
+                two = _workers(url, drained, 2, smtp_url, esms_url, "batch")
+                rows.append({**_row(database, f"{channel}: 2 worker processes, batch", two),
+                             "scaling": (two["jobs"] / two["seconds"]) / (one["jobs"] / one["seconds"])})
+    finally:
+        controller.stop()
+        server.shutdown()
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--part", choices=("enqueue", "drain"), action="append")
+    parser.add_argument("--drain", nargs=6, metavar=("URL", "COUNT", "NAME", "SMTP", "ESMS", "MODE"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.drain:
+        url, count, name, smtp_url, esms_url, mode = args.drain
+        print(json.dumps(drain(url, int(count), name, smtp_url, esms_url, mode)))
+    else:
+        for row in run(quick=args.quick, parts=tuple(args.part or ("enqueue", "drain"))):
+            print(row)
