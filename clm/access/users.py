@@ -22,13 +22,15 @@ MIN_PASSWORD_LENGTH = 10
 # overview: the KPI page; customers: list, search and customer 360; analytics: the CLV, RFM, cohort and
 # model-fit pages; settings:read: see keys and users; settings:write: create and revoke keys, manage users;
 # jobs: the job queue's page (counts, dead jobs, retry and cancel); channels: templates, messages, broadcasts
-# and the channel settings page (which providers are set, test sends).
+# and the channel settings page (which providers are set, test sends); journeys: the journeys' list, pages,
+# builder and state buttons.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read",
-                        "settings:write", "jobs", "channels"}),
+                        "settings:write", "jobs", "channels", "journeys"}),
     "manager": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read",
-                          "jobs", "channels"}),
-    "marketer": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "channels"}),
+                          "jobs", "channels", "journeys"}),
+    "marketer": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "channels",
+                           "journeys"}),
     "sales": frozenset({"customers", "segments:read"}),
     "agent": frozenset({"customers"}),
 }

@@ -62,6 +62,18 @@ ROUTES = [
     ("GET", "/channels/messages/{id}", "channels"),
     ("GET", "/channels/providers", "channels"),
     ("POST", "/channels/providers/test", "channels"),
+    ("GET", "/journeys", "journeys"),
+    ("GET", "/journeys/new", "journeys"),
+    ("GET", "/journeys/{id}", "journeys"),
+    ("GET", "/journeys/{id}/edit", "journeys"),
+    ("GET", "/journeys/{id}/export", "journeys"),
+    ("POST", "/journeys/builder", "journeys"),
+    ("POST", "/journeys/new", "journeys"),
+    ("POST", "/journeys/{id}/edit", "journeys"),
+    ("POST", "/journeys/{id}/activate", "journeys"),
+    ("POST", "/journeys/{id}/pause", "journeys"),
+    ("POST", "/journeys/{id}/resume", "journeys"),
+    ("POST", "/journeys/{id}/archive", "journeys"),
     ("GET", "/settings", "settings:read"),
     ("POST", "/settings/api-keys", "settings:write"),
     ("POST", "/settings/api-keys/{id}/revoke", "settings:write"),
@@ -73,6 +85,9 @@ ROUTES = [
     ("POST", "/settings/users/{id}/activate", "settings:write"),
 ]
 GUARDED = [r for r in ROUTES if r[2] != "public"]
+# The journey builder's form of: on an API call, exit.
+JOURNEY_FORM = {"name": "Huế", "start": "end", "t.type": "api", "e.reentry": "never", "n.0.id": "end", "n.0.type": "exit",
+                "n.0.previous_type": "exit"}
 BODIES = {
     "/login": {"email": "nobody@shop.vn", "password": "wrong password"},
     "/locale": {"locale": "en"},
@@ -94,6 +109,9 @@ BODIES = {
     "/channels/templates/{id}": {"vi.subject": "Chào", "vi.text": "Xin chào"},
     "/channels/templates/preview": {"channel": "email", "vi.subject": "Chào", "vi.text": "Xin chào"},
     "/channels/providers/test": {"channel": "email", "to": "lan@shop.vn"},
+    "/journeys/new": JOURNEY_FORM,
+    "/journeys/{id}/edit": JOURNEY_FORM,
+    "/journeys/builder": {**JOURNEY_FORM, "add.start": "wait"},
 }
 
 
@@ -131,7 +149,19 @@ def target(db, shop):
     queue.fail(db, claimed, "SMTP refused")  # dead: both retry and cancel apply
     db.commit()
     return {"/customers/": customer.id, "/api-keys/": api_key.id, "/write-keys/": write_key.id, "/users/": staff.id,
-            "/segments/": segment.id, "/jobs/": job.id, **channels_target(db, customer, segment)}
+            "/segments/": segment.id, "/jobs/": job.id, **channels_target(db, customer, segment),
+            "/journeys/": journeys_target(db)}
+
+
+def journeys_target(db) -> int:
+    """An active journey: every state button answers it (pausing, resuming and archiving included)."""
+    from clm.journeys import service
+
+    journey = service.save_journey(db, name="Đà Nẵng", definition={
+        "trigger": {"type": "api"}, "start": "end", "nodes": [{"id": "end", "type": "exit"}]})
+    service.activate(db, journey.id)
+    db.commit()
+    return journey.id
 
 
 def channels_target(db, customer, segment) -> dict:

@@ -16,6 +16,9 @@ from clm.channels.models import BROADCAST_STATUSES, CHANNELS, PURPOSES, STATUSES
 from clm.channels.pages.common import TABS as CHANNEL_TABS
 from clm.customers.models import IDENTITY_KINDS
 from clm.jobs.models import STATES as JOB_STATES
+from clm.journeys import form as journey_form
+from clm.journeys import models as journey_models
+from clm.journeys import pages as journey_pages
 from clm.segments import builder
 from clm.segments import pages as segments_pages
 from clm.web import i18n
@@ -24,7 +27,8 @@ from clm.web.pages.metrics import STAGES
 
 WEB = Path(i18n.__file__).parent
 SOURCES = [*WEB.glob("templates/**/*.html"), *WEB.glob("pages/*.py"), Path(analytics_pages.__file__),
-           Path(segments_pages.__file__), Path(builder.__file__), *Path(channel_pages.__file__).parent.glob("*.py")]
+           Path(segments_pages.__file__), Path(builder.__file__), *Path(channel_pages.__file__).parent.glob("*.py"),
+           Path(journey_pages.__file__)]
 LITERAL = re.compile(r"""\bt\(\s*["']([a-z_.]+)["']""")  # t("a.b") but not t("role." ~ x): see FAMILIES
 FAMILIES = {
     "role.": ROLES, "stage.": STAGES, "identity.": IDENTITY_KINDS, "gender.": ("male", "female", "other"),
@@ -40,6 +44,14 @@ FAMILIES = {
     "messages.purpose.": PURPOSES, "providers.to.": CHANNELS, "templates.variant.": LOCALES,
     "broadcasts.figure.": ("sent", "delivered", "opened", "clicked", "unsubscribed", "failed", "orders", "revenue"),
     "segments.jtype.": builder.JSON_TYPES, "segments.window.": builder.WINDOWS, "segments.target.": builder.TARGETS,
+    "journeys.node.": journey_form.NODE_TYPES, "journeys.trigger.": journey_form.TRIGGER_TYPES,
+    "journeys.state.": journey_models.JOURNEY_STATES, "journeys.run.": journey_models.OPEN + journey_models.FINAL,
+    "journeys.action.": journey_pages.TRANSITIONS, "journeys.branch.": ("yes", "no", "event", "timeout"),
+    "journeys.channel.": journey_form.SEND_CHANNELS, "journeys.purpose.": ("marketing", "transactional"),
+    "journeys.date_field.": journey_form.DATE_FIELDS, "journeys.reentry.": journey_form.REENTRY,
+    "journeys.unit.": ("days", "hours", "minutes"), "journeys.unit_name.": ("days", "hours", "minutes"),
+    "journeys.vtype.": journey_form.VALUE_TYPES, "journeys.weekday.": tuple(str(d) for d in journey_pages.WEEKDAYS),
+    "journeys.ab.test.": ("z", "fisher"),
 }
 
 

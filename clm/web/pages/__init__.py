@@ -35,6 +35,9 @@ def install(app: FastAPI, cache_ttl: float = 60.0, refresh_in_background: bool =
     from clm.web.pages import jobs as job_pages
 
     app.include_router(job_pages.router)  # /jobs: counts, dead jobs, retry and cancel
+    from clm.journeys import pages as journey_pages
+
+    app.include_router(journey_pages.router)  # /journeys: list, builder, a journey's page with its counts
     from clm.channels import pages as channel_pages
 
     for router in channel_pages.routers():  # /channels/...: broadcasts, templates, messages, providers
