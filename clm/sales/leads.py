@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from clm.access.models import User
@@ -184,8 +185,20 @@ def capture_lead(session: Session, data: LeadIn, *, region: str = "VN", now: dat
     """Record a lead from any source in the caller's transaction (the caller commits).
 
     Raises FieldError naming the field for bad contact details or an unknown owner; nothing is written then.
+    Two submissions of a new person at once (PostgreSQL) both try to create the profile: the one that
+    loses the race to the unique identity retries and finds the other's customer and lead.
     """
-    now = now or utcnow()
+    for attempt in range(3):
+        try:
+            with session.begin_nested():
+                return _capture(session, data, region, now or utcnow(), score)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _capture(session: Session, data: LeadIn, region: str, now: datetime, score: bool) -> Captured:
     at = as_utc(data.occurred_at) if data.occurred_at else now
     email, phone, keys = _identities(data, region)
     _check_owner(session, data.owner_id)
