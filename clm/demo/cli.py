@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -24,6 +25,8 @@ class Dataset(StrEnum):
 
 
 CDNOW_CUSTOMERS = 23_570
+JOURNEY_DAYS = 7  # the playbook is installed this many days before the end of the history
+JOURNEY_CUSTOMERS = 200_000  # above this the replayed days' messages would not fit in memory comfortably
 
 
 def demo(
@@ -37,6 +40,9 @@ def demo(
     host: str = typer.Option(None, help="Address to serve on (CLM_HOST, default 127.0.0.1)."),
     port: int = typer.Option(None, help="Port to serve on (CLM_PORT, default 8000)."),
     password: str = typer.Option(None, "--password", help="The admin's password (default: a random one, printed)."),
+    journey_days: int = typer.Option(None, "--journey-days", min=0, max=365,
+                                     help="Run the lifecycle playbook over the last N days of the history (default: "
+                                     f"{JOURNEY_DAYS}, or 0 above {JOURNEY_CUSTOMERS:,} customers and for cdnow)."),
 ) -> None:
     """Build a demo business in a fresh SQLite file through the real ingestion path, then serve it."""
     from clm.config import get_settings
@@ -52,6 +58,7 @@ def demo(
         raise typer.Exit(1) from None
     session_factory = make_session_factory(engine)
     settings = get_settings()
+    replay = None
     if dataset is Dataset.cdnow:
         from clm.demo import cdnow
 
@@ -62,6 +69,13 @@ def demo(
 
         spec = ShopSpec(customers=customers, seed=seed)
         total, stories, label = customers, generated(spec), "building the shop"
+        if journey_days is None:
+            journey_days = JOURNEY_DAYS if customers <= JOURNEY_CUSTOMERS else 0
+        if journey_days:
+            from clm.demo import journeys
+
+            replay = journeys.Replay(start=spec.now - timedelta(days=journey_days), end=spec.now)
+            stories = journeys.hold_back(stories, replay.start, replay)
         if not spec.with_browsing:
             err.print(f"{customers:,} customers: browsing-only visits are left out to keep the build short "
                       "(see docs/demo.md)")
@@ -78,13 +92,15 @@ def demo(
         first = stats.rejected[0]
         err.print(f"[yellow]warning:[/yellow] {len(stats.rejected):,} messages were rejected, e.g. "
                   f"{first.message_id}: {first.field}: {first.message}")
+    if replay is not None:
+        _replay_playbook(session_factory, replay, settings, seed, out, err)
     summary = build.summarise(session_factory)
-    out.print(f"{db}: {summary} from {stats.messages:,} messages in {stats.seconds:.0f} s "
-              f"({stats.messages_per_s:,.0f} messages/s)", soft_wrap=True)
-    with err.status("lifecycle: computing every customer's stage"):
-        moved = build.recompute_lifecycle(session_factory)
-    if moved is not None:
-        out.print(f"lifecycle stages: {build.stage_counts(session_factory)}", soft_wrap=True)
+    out.print(f"{db}: {summary} from {stats.messages + (replay.messages if replay else 0):,} messages in "
+              f"{stats.seconds + (replay.seconds if replay else 0):.0f} s", soft_wrap=True)
+    if replay is None:
+        with err.status("lifecycle: computing every customer's stage"):
+            build.recompute_lifecycle(session_factory)
+    out.print(f"lifecycle stages: {build.stage_counts(session_factory)}", soft_wrap=True)
     with err.status("analytics: scoring every customer (RFM, P(alive), CLV)"):
         run = build.refresh_scores(session_factory, settings.default_currency, settings.timezone)
     from clm.analytics.cli import describe_run
@@ -112,3 +128,32 @@ def demo(
     from clm.cli import serve as serve_command
 
     serve_command(host=host, port=port, workers=None, no_worker=False)
+
+
+def _replay_playbook(session_factory, replay, settings, seed: int, out: Console, err: Console) -> None:
+    """The shop as it was `journey_days` ago: stages, scores and consents then; the playbook installed then;
+    the days since replayed hour by hour with the worker (clm/demo/journeys.py)."""
+    from clm.db.engine import for_writing
+    from clm.demo import build, journeys
+
+    with session_factory() as session:
+        for_writing(session)
+        journeys.grant_consents(session, seed)
+        session.commit()
+    with err.status(f"lifecycle and analytics as of {replay.start:%Y-%m-%d %H:%M} UTC"):
+        build.recompute_lifecycle(session_factory, now=replay.start)
+        build.refresh_scores(session_factory, settings.default_currency, settings.timezone, now=replay.start)
+    journeys.install_playbook(session_factory, replay.start, settings.timezone)
+    hours = int((replay.end - replay.start).total_seconds() // 3600)
+    progress = Progress(TextColumn("journeys: replaying the last days"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("hours  {task.fields[steps]:>9,} steps  {task.fields[sent]:>8,} messages"),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
+    with progress:
+        task = progress.add_task("replay", total=hours, steps=0, sent=0)
+        journeys.run(session_factory, replay, settings, seed,
+                     on_hour=lambda r: progress.update(task, completed=r.hours, steps=r.steps, sent=r.sent))
+    out.print(f"journeys: the lifecycle playbook ran over the last {hours // 24} days ({replay.messages:,} messages "
+              f"replayed, {replay.steps:,} journey steps, {replay.sent:,} messages sent) in {replay.seconds:.0f} s",
+              soft_wrap=True)
+    for line in journeys.report(session_factory):
+        out.print(f"  {line}", soft_wrap=True)
