@@ -1,6 +1,6 @@
 """`make bench`: every benchmark the issues name, one table of figures and ratios.
 
-python -m bench [--quick] [--only tracking,import,clv,demo,pages,analytics,segments,jobs,channels]
+python -m bench [--quick] [--only tracking,import,clv,demo,pages,analytics,segments,jobs,channels,journeys]
 Results are printed and saved to bench/out/results.json; docs/benchmarks.md records them with context.
 """
 
@@ -30,6 +30,7 @@ SUITES = {
     "analytics": "analytics_bench",
     "jobs": "jobs_bench",
     "channels": "channels_bench",
+    "journeys": "journeys_bench",
 }
 
 
