@@ -102,12 +102,41 @@ def _editing(db: Session, data: dict[str, Any]):
     return db.get(m.Journey, int(value)) if value.isdigit() else None
 
 
+def _list(request: Request, db: Session, installed: list | None = None, status_code: int = 200):
+    from clm.journeys import playbook
+
+    counts = report.list_counts(db)
+    rows = [(j, counts.get(j.id, {"entered": 0, "open": 0, "converted": 0})) for j in service.list_journeys(db)]
+    present = playbook.installed_journeys(db)
+    plays = [(play, present.get(play.key)) for play in playbook.plays()]
+    return render(request, "journeys/list.html", status_code=status_code, rows=rows, plays=plays,
+                  installed=installed or [])
+
+
 @router.get("/journeys")
 def list_page(request: Request, user=Depends(allowed), db: Session = Depends(get_session)):
-    journeys = service.list_journeys(db)
-    counts = report.list_counts(db)
-    return render(request, "journeys/list.html", rows=[(j, counts.get(j.id, {"entered": 0, "open": 0, "converted": 0}))
-                                                        for j in journeys])
+    return _list(request, db)
+
+
+@router.post("/journeys/playbook/install")
+def install_playbook(request: Request, data: dict = Depends(form_data), user=Depends(allowed),
+                     db: Session = Depends(get_session)):
+    """Install one play of the lifecycle playbook (`key`) or all of them, as drafts with their templates:
+    the marketer reads them, adjusts and activates each."""
+    from clm.journeys import playbook
+
+    key = str(data.get("key", ""))
+    for_writing(db)
+    try:
+        results = playbook.install(db, None if key in ("", "all") else [key], now=request.app.state.dashboard_clock(),
+                                   timezone=request.app.state.settings.timezone)
+        db.commit()
+    except FieldError as exc:
+        db.rollback()
+        return _list(request, db, [playbook.Installed(key, "failed", error=exc.message)], status_code=422)
+    if any(r.status == "failed" for r in results):
+        return _list(request, db, results, status_code=422)
+    return RedirectResponse("/journeys#playbook", status_code=303)
 
 
 @router.get("/journeys/new")

@@ -68,6 +68,7 @@ ROUTES = [
     ("GET", "/journeys/{id}/edit", "journeys"),
     ("GET", "/journeys/{id}/export", "journeys"),
     ("POST", "/journeys/builder", "journeys"),
+    ("POST", "/journeys/playbook/install", "journeys"),
     ("POST", "/journeys/new", "journeys"),
     ("POST", "/journeys/{id}/edit", "journeys"),
     ("POST", "/journeys/{id}/activate", "journeys"),
@@ -112,6 +113,7 @@ BODIES = {
     "/journeys/new": JOURNEY_FORM,
     "/journeys/{id}/edit": JOURNEY_FORM,
     "/journeys/builder": {**JOURNEY_FORM, "add.start": "wait"},
+    "/journeys/playbook/install": {"key": "welcome"},
 }
 
 

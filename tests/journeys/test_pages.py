@@ -213,3 +213,23 @@ def test_a_missing_journey_is_a_not_found_page(db, as_role):  # noqa: F811
     assert client.get("/journeys/999999").status_code == 404
     assert client.get("/journeys/999999/edit").status_code == 404
     assert post(client, "/journeys/999999/activate", {}).status_code == 404
+
+
+def test_the_playbook_installs_one_journey_in_one_click_then_the_rest_as_drafts(db, as_role):  # noqa: F811
+    from clm.journeys import playbook
+
+    client = as_role("marketer")
+    listing = client.get("/journeys")
+    assert listing.text.count('name="key" value="') == len(playbook.plays()) + 1  # each play, and all
+    r = post(client, "/journeys/playbook/install", {"key": "welcome"})
+    assert r.status_code == 303
+    installed = playbook.installed_journeys(db)
+    assert set(installed) == {"welcome"} and installed["welcome"].state == "draft"
+    listing = client.get("/journeys")
+    assert f'href="/journeys/{installed["welcome"].id}">Installed · Draft' in listing.text
+    assert 'name="key" value="welcome"' not in listing.text
+    post(client, "/journeys/playbook/install", {"key": "all"})
+    assert set(playbook.installed_journeys(db)) == {p.key for p in playbook.plays()}
+    assert 'name="key" value="all"' not in client.get("/journeys").text
+    r = post(client, "/journeys/playbook/install", {"key": "no-such-play"})
+    assert r.status_code == 422 and "no playbook journey is called" in r.text
