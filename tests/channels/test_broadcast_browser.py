@@ -121,10 +121,11 @@ def test_a_marketer_composes_a_broadcast_sends_it_and_sees_its_report(page, serv
 
     work(shop_factory, channel_settings)
     assert sorted(m["To"] for m in sink.messages[1:]) == ["an@example.vn", "binh@example.vn"]
-    page.reload()
+    # The status and figures refresh themselves every 10 s while the broadcast is scheduled or sending.
+    expect(page.locator("#fig-sent")).to_have_text("2", timeout=20_000)
     expect(page.locator("#broadcast-status")).to_have_text("Sending")
     expect(page.locator("#fig-recipients")).to_have_text("3")
-    expect(page.locator("#fig-sent")).to_have_text("2")
+    page.reload()  # the charts are drawn when the page loads
     expect(page.locator("#reasons")).to_contain_text("no consent recorded for email marketing")
     page.wait_for_function("() => window.Chart && Chart.getChart('chart-funnel') && Chart.getChart('chart-daily')")
     assert page.evaluate("Chart.getChart('chart-funnel').data.datasets[0].data[0]") == 2
