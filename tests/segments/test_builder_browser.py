@@ -83,7 +83,7 @@ def test_a_marketer_builds_a_two_condition_segment_sees_its_count_change_and_sav
 
 
 def test_a_marketer_builds_a_segment_from_an_event_with_a_property_filter_and_a_custom_trait(page, server_url, db,
-                                                                                            user_factory):  # noqa: F811
+                                                                                            user_factory, tmp_path):  # noqa: F811
     from playwright.sync_api import expect
 
     from clm.tracking.ingest import ingest
@@ -135,6 +135,7 @@ def test_a_marketer_builds_a_segment_from_an_event_with_a_property_filter_and_a_
     rebuilt(lambda: page.locator("input[name='r.2.stages'][value=churned]").check())
     expect(page.locator("#count")).to_have_text("1")
     expect(page.locator("#rules-text")).to_contain_text("stage is not churned")
+    page.screenshot(path=str(tmp_path / "builder-kinds.png"), full_page=True)
 
     page.get_by_role("button", name="Save segment").click()
     expect(page).to_have_url(re.compile(rf"{server_url}/segments/\d+$"))
