@@ -7,6 +7,7 @@ second run changes nothing and emits nothing.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -156,6 +157,7 @@ def _scope_postgresql(column: sa.ColumnElement) -> sa.ColumnElement[bool]:
 _SCOPES = {"sqlite": _scope_sqlite, "postgresql": _scope_postgresql}
 _COLUMNS: OrderedDict[tuple, tuple[sa.ColumnElement, bool]] = OrderedDict()
 _COLUMNS_KEPT = 2048
+_COLUMNS_LOCK = threading.Lock()
 
 
 def _states(session: Session, segments: list[tuple[int, Any]], customers: list[int], now: datetime,
@@ -182,20 +184,22 @@ def _column(segment_id: int, node: Any, ctx: Any) -> tuple[sa.ColumnElement, boo
     scores. Kept between batches while what it depends on is the same: the tree and the day (windows and
     dates), or the instant when the tree compares times with now."""
     key = (segment_id, repr(node), ctx.dialect, ctx.timezone, _clock_key(node, ctx))
-    found = _COLUMNS.get(key)
-    if found is None:
-        scope = _SCOPES[ctx.dialect]
-        here = replace(ctx, scope=scope)
-        member = _c.c.id.in_(sa.select(_m.c.customer_id).where(
-            _m.c.segment_id == segment_id, _m.c.exited_at.is_(None), scope(_m.c.customer_id)))
-        matches = sa.and_(_c.c.merged_into_id.is_(None), compile_rules(node, here))
-        found = (sa.case((matches, 1), else_=0) + sa.case((member, 2), else_=0), uses_scores(node, here))
-        if key[-1] is not None:
+    with _COLUMNS_LOCK:  # the worker thread and API requests share the cache
+        found = _COLUMNS.get(key)
+        if found is not None:
+            _COLUMNS.move_to_end(key)
+            return found
+    scope = _SCOPES[ctx.dialect]
+    here = replace(ctx, scope=scope)
+    member = _c.c.id.in_(sa.select(_m.c.customer_id).where(
+        _m.c.segment_id == segment_id, _m.c.exited_at.is_(None), scope(_m.c.customer_id)))
+    matches = sa.and_(_c.c.merged_into_id.is_(None), compile_rules(node, here))
+    found = (sa.case((matches, 1), else_=0) + sa.case((member, 2), else_=0), uses_scores(node, here))
+    if key[-1] is not None:
+        with _COLUMNS_LOCK:
             _COLUMNS[key] = found
             if len(_COLUMNS) > _COLUMNS_KEPT:
                 _COLUMNS.popitem(last=False)
-    else:
-        _COLUMNS.move_to_end(key)
     return found
 
 

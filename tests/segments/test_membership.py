@@ -200,3 +200,14 @@ def test_a_plan_applied_after_others_changed_membership_enters_no_one_twice_and_
     assert announced(db, "segment.entered", hue) == sorted([an.id, binh.id])  # once each, when saved
     assert announced(db, "segment.exited", hue) == [binh.id]
     assert db.get(type(hue), hue.id).size == 1
+
+
+def test_a_re_check_on_a_later_day_uses_that_days_window_not_a_kept_one(db, shop):
+    an = shop.customer("An", city="Huế")
+    shop.track(an, "Video Played", at=timedelta(hours=1))
+    recent = service.save_segment(db, name="Watched today", now=T0 + timedelta(hours=2), rules={
+        "type": "event", "name": "Video Played", "count": 1, "window": {"last_days": 1}})
+    membership.recheck(db, recent, {an.id}, T0 + timedelta(hours=3))  # compiled for this day, kept
+    assert members(db, recent) == {an.id}
+    membership.recheck(db, recent, {an.id}, T0 + timedelta(days=3))
+    assert members(db, recent) == set()
