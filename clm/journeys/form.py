@@ -75,7 +75,8 @@ def blank_node(kind: str, node_id: str) -> dict[str, Any]:
 
 def blank() -> dict[str, Any]:
     """A new journey: an event trigger and a single exit (nodes are added on the start edge)."""
-    return {"trigger": {"type": "event", "event": "", "where": ""}, "entry": {"reentry": "never", "reentry_days": "",
+    return {"trigger": {"type": "event", "event": "", "where": "", "segment_id": "", "to": "", "from": "", "field": "birthday",
+                        "trait": "", "offset_days": "", "every_year": True, "days": "", "gaps": ""}, "entry": {"reentry": "never", "reentry_days": "",
             "exit_on_segment_exit": False}, "goal": {"on": False, "event": "Order Completed", "within_days": "7",
             "where": ""}, "start": "end", "nodes": [blank_node("exit", "end")]}
 
@@ -139,7 +140,7 @@ def from_definition(data: dict[str, Any]) -> dict[str, Any]:
     trigger = {"type": t.get("type", "event"), "event": _text(t.get("event")), "where": _where_text(t.get("where")),
                "segment_id": _text(t.get("segment_id")), "to": _text(t.get("to")), "from": _text(t.get("from")),
                "field": "", "trait": "", "offset_days": _text(t.get("offset_days", "")),
-               "every_year": bool(t.get("every_year", True)), "days": _text(t.get("days"))}
+               "every_year": bool(t.get("every_year", True)), "days": _text(t.get("days")), "gaps": _text(t.get("gaps"))}
     field = _text(t.get("field"))
     trigger["field"], trigger["trait"] = ("traits", field[7:]) if field.startswith("traits.") else (field or "birthday", "")
     e = dict(data.get("entry") or {})
@@ -192,6 +193,13 @@ def _num(text: str) -> Any:
     return int(text) if _INT.match(text) else text
 
 
+def _decimal(text: str) -> Any:
+    try:
+        return float(text.strip().replace(",", "."))
+    except ValueError:
+        return text
+
+
 def _duration(node: dict[str, Any]) -> dict[str, Any] | None:
     parts = {k: _num(node.get(k, "")) for k in ("days", "hours", "minutes") if (node.get(k) or "").strip()}
     return parts or None
@@ -229,8 +237,11 @@ def to_definition(draft: dict[str, Any], path: str = "definition") -> tuple[dict
         if t["offset_days"].strip():
             trigger["offset_days"] = _num(t["offset_days"])
         trigger["every_year"] = bool(t["every_year"])
-    elif t["type"] == "days_after_last_order":
-        trigger["days"] = _num(t["days"])
+    elif t["type"] == "days_after_last_order":  # days, or multiples of the customer's usual gap between orders
+        if t["gaps"].strip():
+            trigger["gaps"] = _decimal(t["gaps"])
+        if t["days"].strip() or not t["gaps"].strip():
+            trigger["days"] = _num(t["days"])
     e = draft["entry"]
     entry: dict[str, Any] = {"reentry": e["reentry"]}
     if e["reentry"] == "after_days":
@@ -263,7 +274,9 @@ def _node_json(node: dict[str, Any], at: str, problems: list[Problem]) -> dict[s
             out["where"] = where
     elif kind == "condition":
         try:
-            out["rules"] = rules_form.to_rules(node["tree"], f"{at}.rules")
+            rules = rules_form.to_rules(node["tree"], f"{at}.rules")
+            # The editor shows a lone condition inside an "all" group; saved, it is the condition itself.
+            out["rules"] = rules["all"][0] if list(rules) == ["all"] and len(rules["all"]) == 1 else rules
         except FieldError as exc:
             problems.append(Problem(exc.field or f"{at}.rules", node["id"],
                                     f"node {node['id']!r} (condition): {exc.message}"))
@@ -322,7 +335,7 @@ def from_form(data: dict[str, Any]) -> dict[str, Any]:
     draft = blank()
     t = draft["trigger"]
     t["type"] = _get(data, "t.type", "event") if _get(data, "t.type") in TRIGGER_TYPES else "event"
-    for key in ("event", "where", "segment_id", "to", "from", "field", "trait", "offset_days", "days"):
+    for key in ("event", "where", "segment_id", "to", "from", "field", "trait", "offset_days", "days", "gaps"):
         t[key] = _get(data, f"t.{key}", t.get(key, ""))
     t["field"] = t["field"] if t["field"] in DATE_FIELDS else "birthday"
     t["every_year"] = bool(_get(data, "t.every_year"))

@@ -10,6 +10,7 @@ through the same service as the API (a new version once the journey went live).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,6 +33,7 @@ router = dashboard_router()
 allowed = require("journeys")
 TRANSITIONS = ("activate", "pause", "resume", "archive")
 WEEKDAYS = tuple(range(7))
+NODE_PATH = re.compile(r"^definition\.nodes\[(\d+)\]")
 
 
 def _vocabulary(db: Session, locale: str) -> dict[str, Any]:
@@ -78,7 +80,10 @@ def _builder(request: Request, db: Session, user, draft: dict[str, Any], journey
     form.annotate_rules(draft)
     problems = problems or []
     by_node: dict[str, list[str]] = {}
-    for p in problems:
+    for i, p in enumerate(problems):
+        if p.node is None and (at := NODE_PATH.match(p.field)) and int(at[1]) < len(draft["nodes"]):
+            # a value of the wrong type is named by its path only: put it on its node
+            problems[i] = p = Problem(p.field, draft["nodes"][int(at[1])]["id"], f"{p.field}: {p.message}")
         by_node.setdefault(p.node or "", []).append(p.message)
     published = None
     if journey is not None:

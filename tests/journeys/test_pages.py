@@ -82,7 +82,7 @@ def test_a_condition_step_edits_its_rules_with_the_segment_rule_editor_and_branc
     assert saved.status_code == 303
     journey = db.scalar(sa.select(Journey).where(Journey.name == "Hà Nội first"))
     definition = service.current_version(db, journey).definition
-    assert definition["nodes"][0]["rules"] == {"all": [{"type": "profile", "field": "city", "op": "eq", "value": "Hà Nội"}]}
+    assert definition["nodes"][0]["rules"] == {"type": "profile", "field": "city", "op": "eq", "value": "Hà Nội"}
     assert (definition["nodes"][0]["yes"], definition["nodes"][0]["no"]) == ("end", "end1")
 
 
@@ -233,3 +233,12 @@ def test_the_playbook_installs_one_journey_in_one_click_then_the_rest_as_drafts(
     assert 'name="key" value="all"' not in client.get("/journeys").text
     r = post(client, "/journeys/playbook/install", {"key": "no-such-play"})
     assert r.status_code == 422 and "no playbook journey is called" in r.text
+
+
+def test_a_value_the_schema_refuses_is_shown_on_its_node_with_its_path(db, as_role):  # noqa: F811
+    client = as_role("marketer")
+    form = {**FORM, "n.0.type": "update_trait", "n.0.previous_type": "update_trait", "n.0.trait": "", "n.0.value": "x",
+            "n.0.vtype": "string"}
+    r = post(client, "/journeys/builder", {**form, "action": "validate"})
+    assert re.search(r'class="jnode jnode-update_trait invalid" id="node-wait1"', r.text)
+    assert "definition.nodes[0].trait: String should have at least 1 character" in r.text
