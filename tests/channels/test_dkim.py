@@ -127,3 +127,18 @@ def test_an_smtp_password_with_vietnamese_letters_logs_in(tls_files, mechanism):
             EmailAdapter(url.replace("%E2%82%AC", "%E2%82%AD"), SENDER).send(outgoing())
     finally:
         controller.stop()
+
+
+def test_an_address_with_vietnamese_letters_goes_as_smtputf8_and_still_verifies(key_pair):
+    pem, record = key_pair
+    sink = Sink()
+    controller, port = start_smtp(sink, enable_SMTPUTF8=True)
+    try:
+        adapter = EmailAdapter(f"smtp://127.0.0.1:{port}", SENDER, signer=DkimSigner("s2026", "example.vn", pem))
+        adapter.send(outgoing(to="nguyễn.an@example.vn"))
+        adapter.close()
+    finally:
+        controller.stop()
+    assert sink.envelopes[0][1] == ["nguyễn.an@example.vn"]
+    assert sink.messages[0]["To"] == "nguyễn.an@example.vn"
+    assert dkim.verify(sink.raw[0], dnsfunc=dns({b"s2026._domainkey.example.vn.": record}))
