@@ -43,7 +43,9 @@ def _order_rows(session: Session, where) -> dict[int, dict]:
     def finish() -> None:
         if current is None or not times:
             return
-        row = rows[current]
+        row = rows.get(current)
+        if row is None:  # its first order committed between the two reads: its own outbox event refreshes it
+            return
         row["first_order_at"], row["last_order_at"] = times[0], times[-1]
         if len(times) > 1:
             row["median_gap_days"] = median((b - a).total_seconds() / 86400 for a, b in itertools.pairwise(times))

@@ -270,7 +270,9 @@ def _apply_profiles(session: Session, items: list[_Item], created: set[int]) -> 
                 changes.append(("customer.updated", cid, {"fields": changed}))
                 changed_by_customer.setdefault(cid, set()).update(changed)
     _write_profiles(session, loaded, changed_by_customer)
-    executemany(session, _SEEN_UPDATE, [(t, t, first_seen[c], first_seen[c], c) for c, t in last_seen.items()])
+    # Rows in id order: concurrent writers (PostgreSQL) then lock customers in the same order, never in a cycle.
+    executemany(session, _SEEN_UPDATE,
+                [(last_seen[c], last_seen[c], first_seen[c], first_seen[c], c) for c in sorted(last_seen)])
     emit_many(session, changes)
 
 
@@ -279,7 +281,7 @@ def _write_profiles(session: Session, loaded: dict[int, SimpleNamespace], change
         return
     now = utcnow()
     groups: dict[tuple[str, ...], list[tuple]] = {}
-    for cid, fields in changed.items():
+    for cid, fields in sorted(changed.items()):
         names = tuple(sorted(fields)) + ("search_text",)
         customer = loaded[cid]
         groups.setdefault(names, []).append((*(getattr(customer, n) for n in names), now, cid))

@@ -23,6 +23,7 @@ from clm.tracking.ingest import _Item, store
 log = logging.getLogger("clm.tracking")
 
 _STOP = object()
+_RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
 
 
 class WriterUnavailable(Exception):
@@ -128,6 +129,12 @@ class BatchWriter:
                 # write; a retry re-reads and deduplicates against it.
                 session.rollback()
                 if attempt == 3:
+                    raise
+            except sqlalchemy.exc.OperationalError as exc:
+                # PostgreSQL chose this transaction as a deadlock victim (or a serialization failure):
+                # nothing of it was stored, and trying again is the documented answer.
+                session.rollback()
+                if getattr(exc.orig, "sqlstate", None) not in _RETRYABLE or attempt == 3:
                     raise
             except Exception:
                 session.rollback()

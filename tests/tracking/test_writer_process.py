@@ -143,3 +143,35 @@ def test_clm_serve_with_two_server_processes_on_sqlite(tmp_path):
     assert [a["duplicates"] for a in answers[1:]] == [30, 30]
     assert _count(url, "SELECT count(*) FROM events") == 30
     assert _count(url, "SELECT count(*) FROM customers") == 4
+
+
+def test_a_deadlock_victim_is_stored_on_the_retry(sqlite_url, monkeypatch):
+    """PostgreSQL may pick a writer's transaction as a deadlock victim (another writer or the worker
+    locked the same customers): the group is written again, not answered 503."""
+    import sqlalchemy.exc
+
+    from clm.db.engine import make_session_factory
+    from clm.tracking import writer as writer_module
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    real_store = writer_module.store
+    calls = []
+
+    def store_once_deadlocked(session, items, source):
+        calls.append(len(items))
+        if len(calls) == 1:
+            raise sqlalchemy.exc.OperationalError("UPDATE customers ...", {}, Deadlock("deadlock detected"))
+        return real_store(session, items, source)
+
+    monkeypatch.setattr(writer_module, "store", store_once_deadlocked)
+    engine = make_engine(sqlite_url)
+    batch = writer_module.BatchWriter(make_session_factory(engine))
+    try:
+        fresh = batch.submit(_items("d", 0, 10))
+    finally:
+        batch.close()
+        engine.dispose()
+    assert len(fresh) == 10 and calls == [10, 10]
+    assert _count(sqlite_url, "SELECT count(*) FROM events") == 10
