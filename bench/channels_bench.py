@@ -8,8 +8,9 @@
    message claimed, handed to the provider, the outcome recorded) against
    - a local SMTP server (aiosmtpd, in this process) for email, and
    - a local HTTP server speaking eSMS's SendMultipleMessage_V4 API for SMS,
-   messages per second with one worker, and with two worker processes on PostgreSQL (the scaling
-   ratio; the issue asks for at least 1.7x). One worker on SQLite. CPU seconds are measured per worker
+   messages per second with one worker running one job at a time (`per-job`) and in batches
+   (`batch`: send_many, as `clm worker` runs), and with two worker processes in batches on PostgreSQL
+   (the scaling ratio; the issue asks for at least 1.7x). One worker on SQLite. CPU seconds are measured per worker
    process and per PostgreSQL backend serving it (/proc), with the machine's load average: the machine
    is shared, and a ratio between runs means little without them.
 

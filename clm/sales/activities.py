@@ -16,7 +16,7 @@ from clm.customers.models import Customer
 from clm.lib.clock import as_utc, utcnow
 from clm.lib.errors import FieldError
 from clm.sales.leads import set_status
-from clm.sales.models import ACTIVITY_KINDS, Activity, Lead, Opportunity
+from clm.sales.models import ACTIVITY_KINDS, MAX_ID, Activity, Lead, Opportunity
 
 
 class ActivityIn(BaseModel):
@@ -25,9 +25,9 @@ class ActivityIn(BaseModel):
     subject: str = Field(min_length=1, max_length=255)
     body: str | None = Field(None, max_length=20_000)
     occurred_at: datetime | None = None
-    customer_id: int | None = None
-    lead_id: int | None = None
-    opportunity_id: int | None = None
+    customer_id: int | None = Field(None, ge=1, le=MAX_ID)
+    lead_id: int | None = Field(None, ge=1, le=MAX_ID)
+    opportunity_id: int | None = Field(None, ge=1, le=MAX_ID)
 
 
 def log_activity(session: Session, data: ActivityIn, *, user_id: int | None = None,

@@ -36,7 +36,7 @@ from clm.sales.schemas import (
     PipelineOut,
     StageOut,
 )
-from clm.web.api_docs import Cursor, Id, Limit, error_responses, text_param
+from clm.web.api_docs import MAX_ID, Cursor, Id, Limit, error_responses, text_param
 from clm.web.deps import get_session, require_scope
 from clm.web.errors import ApiError
 
@@ -93,8 +93,8 @@ def leads_list(
     priority: Annotated[str | None, _choice(PRIORITIES, "priority")] = None,
     classification: Annotated[str | None, _choice(CLASSIFICATIONS, "classification")] = None,
     campaign: Annotated[str | None, text_param("Exactly this campaign.")] = None,
-    owner_id: Annotated[int | None, Query(ge=1)] = None,
-    customer_id: Annotated[int | None, Query(ge=1)] = None,
+    owner_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     open_only: Annotated[bool, Query(alias="open", description="Only new, contacted and qualified leads.")] = False,
     order: Annotated[str, Query(pattern="^(newest|score)$", description="newest, or score (best first)")] = "newest",
     cursor: Cursor = None,
@@ -178,7 +178,7 @@ def pipelines_put(pipeline_id: Id, body: pipeline_service.PipelineIn,
 @router.get("/pipelines/{pipeline_id}/board", response_model=BoardOut, summary="The pipeline as kanban columns",
             dependencies=[read], responses=error_responses(404))
 def pipelines_board(pipeline_id: Id, session: Session = Depends(get_session),
-                    owner_id: Annotated[int | None, Query(ge=1)] = None,
+                    owner_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
                     per_stage: Annotated[int, Query(ge=1, le=200)] = 50) -> BoardOut:
     pipeline = pipeline_service.get_pipeline(session, pipeline_id)
     columns = board(session, pipeline.id, owner_id=owner_id, per_stage=per_stage)
@@ -202,8 +202,8 @@ class ForecastOut(BaseModel):
 @router.get("/sales/forecast", response_model=ForecastOut, summary="Weighted pipeline and won/lost by month",
             dependencies=[read], responses=error_responses(422))
 def sales_forecast_get(request: Request, session: Session = Depends(get_session),
-                       pipeline_id: Annotated[int | None, Query(ge=1)] = None,
-                       owner_id: Annotated[int | None, Query(ge=1)] = None,
+                       pipeline_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                       owner_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
                        since: date | None = None, until: date | None = None,
                        currency: Annotated[str, Query(pattern="^[A-Z]{3}$")] = "VND") -> ForecastOut:
     """Open deals weighted by their stage's probability, by expected close month; won and lost by the

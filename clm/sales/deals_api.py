@@ -14,7 +14,7 @@ from clm.sales import opportunities as deals
 from clm.sales.api import opportunity_out, read, write, writing
 from clm.sales.models import OPPORTUNITY_STATUSES, Task
 from clm.sales.schemas import ActivityList, ActivityOut, OpportunityOut, OpportunityPage, TaskList, TaskOut
-from clm.web.api_docs import Cursor, Id, Instant, Limit, error_responses, text_param
+from clm.web.api_docs import MAX_ID, Cursor, Id, Instant, Limit, error_responses, text_param
 from clm.web.deps import get_session
 
 router = APIRouter(tags=["sales"])
@@ -24,11 +24,11 @@ router = APIRouter(tags=["sales"])
             responses=error_responses(422))
 def opportunities_list(
     session: Session = Depends(get_session),
-    pipeline_id: Annotated[int | None, Query(ge=1)] = None,
+    pipeline_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     stage: Annotated[str | None, text_param("A stage key or id (with pipeline_id).", 64)] = None,
     status: Annotated[str | None, Query(pattern="^(" + "|".join(OPPORTUNITY_STATUSES) + ")$")] = None,
-    owner_id: Annotated[int | None, Query(ge=1)] = None,
-    customer_id: Annotated[int | None, Query(ge=1)] = None,
+    owner_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> OpportunityPage:
@@ -107,9 +107,9 @@ def opportunities_lose(opportunity_id: Id, body: Close, session: Session = Depen
 @router.get("/activities", response_model=ActivityList, summary="Calls, meetings and notes", dependencies=[read],
             responses=error_responses(422))
 def activities_list(session: Session = Depends(get_session),
-                    customer_id: Annotated[int | None, Query(ge=1)] = None,
-                    lead_id: Annotated[int | None, Query(ge=1)] = None,
-                    opportunity_id: Annotated[int | None, Query(ge=1)] = None,
+                    customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                    lead_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                    opportunity_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
                     limit: Limit = 100) -> ActivityList:
     rows = activities.list_activities(session, customer_id=customer_id, lead_id=lead_id,
                                       opportunity_id=opportunity_id, limit=limit)
@@ -128,10 +128,10 @@ def activities_create(body: activities.ActivityIn, session: Session = Depends(ge
 @router.get("/tasks", response_model=TaskList, summary="Tasks, soonest due first", dependencies=[read],
             responses=error_responses(422))
 def tasks_list(session: Session = Depends(get_session),
-               assignee_id: Annotated[int | None, Query(ge=1)] = None,
-               customer_id: Annotated[int | None, Query(ge=1)] = None,
-               lead_id: Annotated[int | None, Query(ge=1)] = None,
-               opportunity_id: Annotated[int | None, Query(ge=1)] = None,
+               assignee_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+               customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+               lead_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+               opportunity_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
                done: Annotated[bool, Query(description="Include done tasks.")] = False,
                due_before: Instant | None = None, limit: Limit = 100) -> TaskList:
     rows = tasks.list_tasks(session, assignee_id=assignee_id, customer_id=customer_id, lead_id=lead_id,

@@ -33,6 +33,7 @@ from clm.sales.errors import SalesConflict
 from clm.sales.models import (
     CLASSIFICATIONS,
     LEAD_STATUSES,
+    MAX_ID,
     OPEN_LEAD_STATUSES,
     PRIORITIES,
     SOURCES,
@@ -79,7 +80,7 @@ class LeadIn(BaseModel):
     facebook_id: str | None = Field(None, max_length=255)
     external_id: str | None = Field(None, max_length=255, description="The source's id of this submission: "
                                     "sending it again finds the same lead.")
-    owner_id: int | None = None
+    owner_id: int | None = Field(None, ge=1, le=MAX_ID)
     priority: Priority = "low"
     details: dict[str, Any] = Field(default_factory=dict)
     occurred_at: datetime | None = None
@@ -91,7 +92,7 @@ class LeadUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Status | None = None
     unqualified_reason: str | None = Field(None, max_length=255)
-    owner_id: int | None = None
+    owner_id: int | None = Field(None, ge=1, le=MAX_ID)
     priority: Priority | None = None
     classification: Classification | None = None
     campaign: str | None = Field(None, max_length=255)

@@ -23,6 +23,7 @@ CLASSIFICATIONS = ("target", "potential", "low_potential")
 STAGE_KINDS = ("open", "won", "lost")
 OPPORTUNITY_STATUSES = ("open", "won", "lost")
 ACTIVITY_KINDS = ("call", "meeting", "note")
+MAX_ID = 2**63 - 1  # ids and amounts in request bodies stay within BIGINT
 
 
 class CodeSequence(Base):

@@ -29,7 +29,7 @@ from clm.outbox.service import emit
 from clm.sales.codes import next_codes
 from clm.sales.errors import SalesConflict
 from clm.sales.leads import get_lead
-from clm.sales.models import PRIORITIES, Opportunity, OpportunityStageChange, Pipeline, PipelineStage
+from clm.sales.models import MAX_ID, PRIORITIES, Opportunity, OpportunityStageChange, Pipeline, PipelineStage
 from clm.sales.pipelines import closing_stage, default_pipeline, get_pipeline, stage_by, stages_of
 
 Priority = Literal[PRIORITIES]  # type: ignore[valid-type]
@@ -40,7 +40,7 @@ class ProductLine(BaseModel):
     sku: str = Field(min_length=1, max_length=255)
     name: str | None = Field(None, max_length=512)
     quantity: int = Field(1, ge=1, le=1_000_000)
-    price: int = Field(0, ge=0, description="Unit price in minor units (VND: dong).")
+    price: int = Field(0, ge=0, le=10**15, description="Unit price in minor units (VND: dong).")
 
 
 class DealIn(BaseModel):
@@ -48,28 +48,28 @@ class DealIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     title: str | None = Field(None, max_length=255)
-    pipeline_id: int | None = None
+    pipeline_id: int | None = Field(None, ge=1, le=MAX_ID)
     stage: str | None = Field(None, description="Key or id of an open stage; default: the first.")
-    value: int | None = Field(None, ge=0, description="Minor units (VND: dong); default: the products' total.")
+    value: int | None = Field(None, ge=0, le=MAX_ID, description="Minor units (VND: dong); default: the products' total.")
     currency: str = "VND"
     products: list[ProductLine] = Field(default_factory=list)
     expected_close_date: date | None = None
     priority: Priority | None = None
-    owner_id: int | None = None
+    owner_id: int | None = Field(None, ge=1, le=MAX_ID)
 
 
 class OpportunityIn(DealIn):
-    customer_id: int
+    customer_id: int = Field(ge=1, le=MAX_ID)
 
 
 class OpportunityUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str | None = Field(None, min_length=1, max_length=255)
-    value: int | None = Field(None, ge=0)
+    value: int | None = Field(None, ge=0, le=MAX_ID)
     products: list[ProductLine] | None = None
     expected_close_date: date | None = None
     priority: Priority | None = None
-    owner_id: int | None = None
+    owner_id: int | None = Field(None, ge=1, le=MAX_ID)
 
 
 def get_opportunity(session: Session, opportunity_id: int, *, for_update: bool = False) -> Opportunity:

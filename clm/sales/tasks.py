@@ -21,7 +21,7 @@ from clm.jobs.queue import enqueue
 from clm.lib.clock import as_utc, utcnow
 from clm.lib.errors import FieldError, NotFound
 from clm.outbox.service import emit
-from clm.sales.models import PRIORITIES, Lead, Opportunity, Task
+from clm.sales.models import MAX_ID, PRIORITIES, Lead, Opportunity, Task
 
 REMIND_KIND = "tasks.remind"
 
@@ -32,10 +32,10 @@ class TaskIn(BaseModel):
     notes: str | None = Field(None, max_length=10_000)
     due_at: datetime
     remind_at: datetime | None = None
-    assignee_id: int | None = None
-    customer_id: int | None = None
-    lead_id: int | None = None
-    opportunity_id: int | None = None
+    assignee_id: int | None = Field(None, ge=1, le=MAX_ID)
+    customer_id: int | None = Field(None, ge=1, le=MAX_ID)
+    lead_id: int | None = Field(None, ge=1, le=MAX_ID)
+    opportunity_id: int | None = Field(None, ge=1, le=MAX_ID)
     priority: Literal[PRIORITIES] = "low"  # type: ignore[valid-type]
 
 
@@ -45,7 +45,7 @@ class TaskUpdate(BaseModel):
     notes: str | None = Field(None, max_length=10_000)
     due_at: datetime | None = None
     remind_at: datetime | None = None
-    assignee_id: int | None = None
+    assignee_id: int | None = Field(None, ge=1, le=MAX_ID)
     priority: Literal[PRIORITIES] | None = None  # type: ignore[valid-type]
     done: bool | None = None
 

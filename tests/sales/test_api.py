@@ -79,3 +79,17 @@ def test_a_pipeline_without_a_lost_stage_is_refused(client, headers):
     r = client.post("/api/v1/pipelines", headers=headers, json={"name": "x", "stages": [
         {"key": "a", "probability": 10}, {"key": "b", "probability": 50}, {"key": "w", "probability": 100, "kind": "won"}]})
     assert r.status_code == 422 and r.json()["error"]["field"] == "stages"
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("GET", "/api/v1/leads?owner_id=99999999999999999999", None),
+    ("GET", "/api/v1/leads?cursor=not-a-cursor", None),
+    ("GET", "/api/v1/leads?order=score&cursor=WyJ4IiwxXQ", None),
+    ("POST", "/api/v1/leads", {"phone": "0913222666", "owner_id": 2**70}),
+    ("POST", "/api/v1/opportunities", {"customer_id": 2**70}),
+    ("POST", "/api/v1/tasks", {"subject": "x", "due_at": "2030-01-01T00:00:00Z", "lead_id": 2**64}),
+    ("GET", "/api/v1/opportunities?stage=new", None),
+])
+def test_out_of_range_or_malformed_input_is_a_json_error_not_a_crash(client, headers, method, path, body):
+    r = client.request(method, path, json=body, headers=headers)
+    assert r.status_code == 422 and r.json()["error"]["field"], r.text

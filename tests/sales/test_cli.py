@@ -37,3 +37,14 @@ def test_score_keeps_a_prior_with_no_closed_deals_and_scores_the_open_leads(sale
     with sessions() as session:
         assert session.scalar(sa.select(LeadScoreModel.kind)) == "prior"
         assert session.scalar(sa.select(Lead.score)) is not None
+
+
+def test_the_worker_step_scores_new_leads(db, settings):
+    from clm.lib.clock import utcnow
+    from clm.worker.steps import build_steps
+
+    lead = capture_lead(db, LeadIn(phone="0912444666"), score=False).lead
+    [step] = [s for s in build_steps(settings) if s.name == "sales.scores"]
+    assert step.run(db, utcnow()) == 1
+    db.expire_all()
+    assert lead.score is not None and lead.score_kind == "prior"
