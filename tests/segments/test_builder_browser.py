@@ -31,6 +31,7 @@ def page(server_url):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_context(locale="en-US", viewport={"width": 1360, "height": 900}).new_page()
+        page.set_default_timeout(30_000)  # the machine is shared: a loaded minute is not a failure
         page.problems = []
         page.on("console", lambda m: m.type == "error" and page.problems.append(m.text))
         page.on("pageerror", lambda e: page.problems.append(str(e)))
@@ -85,6 +86,8 @@ def test_a_marketer_builds_a_two_condition_segment_sees_its_count_change_and_sav
 def test_a_marketer_builds_a_segment_from_an_event_with_a_property_filter_and_a_custom_trait(page, server_url, db,
                                                                                             user_factory, tmp_path):  # noqa: F811
     from playwright.sync_api import expect
+
+    expect.set_options(timeout=30_000)
 
     from clm.tracking.ingest import ingest
 
