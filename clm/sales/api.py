@@ -150,7 +150,8 @@ def leads_convert(lead_id: Id, body: DealIn | None = None, session: Session = De
 # --- pipelines -------------------------------------------------------------------------------------
 
 
-@router.get("/pipelines", response_model=PipelineList, summary="Pipelines and their stages", dependencies=[read])
+@router.get("/pipelines", response_model=PipelineList, summary="Pipelines and their stages", dependencies=[read],
+            responses=error_responses(422))
 def pipelines_list(session: Session = Depends(get_session)) -> PipelineList:
     with writing(session):  # the default pipeline is made on first use
         rows = pipeline_service.list_pipelines(session)
@@ -224,7 +225,7 @@ class ScoringOut(BaseModel):
 
 
 @router.get("/sales/scoring", response_model=ScoringOut, summary="The lead-scoring model and its evaluation",
-            dependencies=[read])
+            dependencies=[read], responses=error_responses(422))
 def sales_scoring_get(session: Session = Depends(get_session)) -> ScoringOut:
     """The newest model: learned or prior, outcomes it learned from, holdout AUC and calibration, weights."""
     row = session.scalar(sa.select(LeadScoreModel).order_by(LeadScoreModel.trained_at.desc(),
