@@ -122,7 +122,7 @@ def leads_create(body: lead_service.LeadIn, request: Request, response: Response
 
 
 @router.get("/leads/{lead_id}", response_model=LeadOut, summary="One lead", dependencies=[read],
-            responses=error_responses(404))
+            responses=error_responses(404, 422))
 def leads_get(lead_id: Id, session: Session = Depends(get_session)) -> LeadOut:
     lead = lead_service.get_lead(session, lead_id)
     return LeadOut.of(lead, _opportunity_of(session, lead.id))
@@ -177,7 +177,7 @@ def pipelines_put(pipeline_id: Id, body: pipeline_service.PipelineIn,
 
 
 @router.get("/pipelines/{pipeline_id}/board", response_model=BoardOut, summary="The pipeline as kanban columns",
-            dependencies=[read], responses=error_responses(404))
+            dependencies=[read], responses=error_responses(404, 422))
 def pipelines_board(pipeline_id: Id, session: Session = Depends(get_session),
                     owner_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
                     per_stage: Annotated[int, Query(ge=1, le=200)] = 50) -> BoardOut:

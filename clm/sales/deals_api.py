@@ -47,7 +47,7 @@ def opportunities_create(body: deals.OpportunityIn, session: Session = Depends(g
 
 
 @router.get("/opportunities/{opportunity_id}", response_model=OpportunityOut, summary="One opportunity",
-            dependencies=[read], responses=error_responses(404))
+            dependencies=[read], responses=error_responses(404, 422))
 def opportunities_get(opportunity_id: Id, session: Session = Depends(get_session)) -> OpportunityOut:
     return opportunity_out(session, deals.get_opportunity(session, opportunity_id))
 
