@@ -33,8 +33,9 @@ from clm.db.idlist import list_value, one_of
 
 QUEUED, DEFERRED, SUPPRESSED = "queued", "deferred", "suppressed"
 ALWAYS_BLOCKING = ("hard_bounce", "manual")  # stop transactional messages too
-NEEDS = {"email": "an email address", "sms": "a phone number", "zalo": "a phone number",
-         "messenger": "a Messenger id (a facebook identity)", "webhook": "a webhook URL (provider.webhook_url)"}
+# What a channel needs, worded to follow "the customer has no ...".
+NEEDS = {"email": "email address", "sms": "phone number", "zalo": "phone number",
+         "messenger": "Messenger id (facebook identity)", "webhook": "webhook URL (provider.webhook_url)"}
 
 
 @dataclass(frozen=True)

@@ -67,10 +67,10 @@ def test_a_customer_without_the_address_the_channel_needs_is_suppressed_with_why
                                                                                welcome):
     customer = make_customer(None)
     message = queue(db, customer, channel_settings)
-    assert (message.status, message.status_reason) == ("suppressed", "the customer has no an email address for email")
+    assert (message.status, message.status_reason) == ("suppressed", "the customer has no email address for email")
     create_template(db, key="sms-hi", channel="sms", variants={"vi": {"text": "Chào"}})
     sms = queue(db, customer, channel_settings, key="s", channel="sms", template_key="sms-hi", purpose="transactional")
-    assert sms.status_reason == "the customer has no a phone number for sms"
+    assert sms.status_reason == "the customer has no phone number for sms"
     assert jobs(db) == []
 
 
