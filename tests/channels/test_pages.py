@@ -88,6 +88,21 @@ def test_messages_are_found_by_customer_and_status_and_paged(marketer, db, chann
     assert "History" in marketer.get(f"/channels/messages/{message_id}").text
 
 
+def test_why_a_message_was_not_sent_reads_in_vietnamese_for_a_vietnamese_reader(marketer, db, channel_settings,
+                                                                               make_customer, welcome):
+    customer = make_customer("an@example.vn", consent=())
+    message = enqueue_message(db, customer_id=customer.id, channel="email", template_key="welcome",
+                              idempotency_key="vi-1", settings=channel_settings)
+    db.commit()
+    marketer.cookies.set("clm_lang", "vi")
+    listed, one = marketer.get("/channels/messages").text, marketer.get(f"/channels/messages/{message.id}").text
+    for page in (listed, one):
+        assert "chưa ghi nhận sự đồng ý nhận tin tiếp thị qua email" in page
+        assert "no consent recorded" not in page
+    marketer.cookies.set("clm_lang", "en")
+    assert "no consent recorded for email marketing" in marketer.get(f"/channels/messages/{message.id}").text
+
+
 @pytest.fixture
 def segment(db, make_customer, welcome):
     segment = save_segment(db, name="Khách quen", kind="static")

@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from clm.channels.reasons import in_language
 from clm.web.auth import require
+from clm.web.i18n import pick_locale
 from clm.web.pages.base import render
 
 allowed = require("channels")
@@ -16,7 +18,9 @@ TABS = ("broadcasts", "templates", "messages", "providers")
 
 
 def page(request: Request, name: str, tab: str, status_code: int = 200, **context) -> HTMLResponse:
-    return render(request, name, status_code=status_code, tab=tab, tabs=TABS, **context)
+    locale = pick_locale(request, getattr(request.state, "user", None))
+    return render(request, name, status_code=status_code, tab=tab, tabs=TABS,
+                  reason_text=lambda text: in_language(text, locale), **context)
 
 
 def settings_of(request: Request):
@@ -40,4 +44,6 @@ def parse_local(value: str, timezone: str) -> datetime | None:
 
 def fragment_of_test(request: Request, job_id: int | None, state: str | None = None, error: str | None = None,
                   to: str | None = None) -> HTMLResponse:
-    return render(request, "channels/_test_result.html", job_id=job_id, state=state, error=error, to=to)
+    locale = pick_locale(request, getattr(request.state, "user", None))
+    return render(request, "channels/_test_result.html", job_id=job_id, state=state,
+                  error=in_language(error, locale), to=to)
