@@ -182,6 +182,8 @@ class Task(Base):
     lead_id: Mapped[int | None] = mapped_column(sa.ForeignKey("leads.id", ondelete="SET NULL"), index=True)
     opportunity_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("opportunities.id", ondelete="CASCADE"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("service_tickets.id", ondelete="SET NULL"), index=True)  # the service desk's
     priority: Mapped[str] = mapped_column(sa.String(16), default="low")
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
