@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from clm.lib.errors import FieldError
 from clm.segments import rules as r
 
-TYPES = ("profile", "stage", "stage_entered", "event", "orders", "bought", "score", "consent", "segment")
+TYPES = ("profile", "stage", "stage_entered", "event", "orders", "bought", "score", "loyalty", "consent", "segment")
 MODES = ("all", "any", "not")
 EVENT_OPS = ("at_least", "at_most", "exactly")
 STAGE_OPS = ("in", "not_in")
@@ -40,7 +40,7 @@ _TEXT_KEYS = ("field", "trait", "jtype", "op", "value", "name", "count", "window
 
 def blank(kind: str = "profile") -> dict[str, Any]:
     return {"kind": "cond", "type": kind,
-            "field": {"profile": "city", "orders": "count", "score": "p_alive"}.get(kind, ""),
+            "field": {"profile": "city", "orders": "count", "score": "p_alive", "loyalty": "tier"}.get(kind, ""),
             "trait": "", "jtype": "string", "op": {"event": "at_least", "stage": "in"}.get(kind, "eq"),
             "value": "", "name": "", "count": "1", "window": "ever" if kind == "bought" else "last", "days": "30",
             "since": "", "until": "", "stages": ["retention"], "stage": "retention", "channel": "zalo",
@@ -63,6 +63,8 @@ def field_kind(node: dict[str, Any]) -> str:
         return r.ORDER_METRICS.get(node["field"], "number")
     if node["type"] == "score":
         return r.SCORE_FIELDS.get(node["field"], "number")
+    if node["type"] == "loyalty":
+        return r.LOYALTY_FIELDS.get(node["field"], "number")
     if node["field"] in r.DATE_FIELDS:
         return "date"
     return "datetime" if node["field"] in r.DATETIME_FIELDS else "string"
@@ -70,7 +72,7 @@ def field_kind(node: dict[str, Any]) -> str:
 
 def fields_of(kind: str) -> tuple[str, ...]:
     return {"profile": r.PROFILE_FIELDS + (TRAITS,), "orders": NUMBER_METRICS + ("first_order_at", "last_order_at"),
-            "score": tuple(r.SCORE_FIELDS)}.get(kind, ())
+            "score": tuple(r.SCORE_FIELDS), "loyalty": tuple(r.LOYALTY_FIELDS)}.get(kind, ())
 
 
 def ops_of(node: dict[str, Any]) -> tuple[str, ...]:
@@ -113,7 +115,7 @@ def from_form(data: dict[str, Any], path: str = "r") -> dict[str, Any]:
         node["stages"] = [s.strip() for s in (stages if isinstance(stages, list) else [stages]) if s.strip()]
         found = sorted({int(m["i"]) for key in data if (m := _FILTER.match(key)) and m["parent"] == path})
         node["where"] = [_filter_from_form(data, f"{path}.where.{i}") for i in found]
-    if node["type"] in ("profile", "orders", "score") and node["field"] not in fields_of(node["type"]):
+    if node["type"] in ("profile", "orders", "score", "loyalty") and node["field"] not in fields_of(node["type"]):
         node["field"] = fields_of(node["type"])[0]
     _settle(node)
     return node
@@ -209,6 +211,11 @@ def to_rules(node: dict[str, Any], api: str = "rules") -> dict[str, Any]:
     if t == "profile":
         field = f"traits.{node['trait'].strip()}" if node["field"] == TRAITS else node["field"]
         return _comparison({"type": "profile", "field": field}, node, api)
+    if t == "loyalty":
+        head = {"type": "loyalty", "field": node["field"]}
+        if node["field"] == "expiring":
+            head["within_days"] = _scalar(node["days"], "number")
+        return _comparison(head, node, api)
     key = "metric" if t == "orders" else "field"
     return _comparison({"type": t, key: node["field"]}, node, api)
 
@@ -306,6 +313,11 @@ def _from_condition(c: Any) -> dict[str, Any]:
         _from_comparison(node, c)
     elif isinstance(c, r.ScoreCondition):
         node["field"] = c.field
+        _from_comparison(node, c)
+    elif isinstance(c, r.LoyaltyCondition):
+        node["field"] = c.field
+        if c.within_days is not None:
+            node["days"] = str(c.within_days)
         _from_comparison(node, c)
     elif isinstance(c, r.StageCondition):
         node.update(op=c.op, stages=list(c.stages))

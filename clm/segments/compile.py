@@ -27,6 +27,7 @@ from clm.commerce.models import Order, OrderItem, Product
 from clm.customers.models import Consent, Customer
 from clm.db.base import UTCDateTime
 from clm.lifecycle.models import CustomerStats, StageHistory
+from clm.loyalty.models import Lot, Member
 from clm.segments import rules as r
 from clm.segments.models import SegmentMember
 from clm.tracking.models import Event, EventDaily
@@ -41,6 +42,9 @@ _i = OrderItem.__table__
 _p = Product.__table__
 _consents = Consent.__table__
 _m = SegmentMember.__table__
+_lm = Member.__table__
+_lots = Lot.__table__
+_LOYALTY_COLUMNS = {"tier": _lm.c.tier, "available": _lm.c.available, "lifetime": _lm.c.earned}
 SCORES = CustomerScore.__table__
 _ORDER_COLUMNS = {"count": _s.c.orders_count, "revenue": _s.c.revenue, "first_order_at": _s.c.first_order_at,
                   "last_order_at": _s.c.last_order_at}
@@ -228,6 +232,8 @@ def _condition(c: Any, ctx: Context) -> sa.ColumnElement[bool]:
         return _c.c.id.in_(_scoped(q, _i.c.customer_id, ctx))
     if isinstance(c, r.ScoreCondition):
         return _compare(SCORES.c[c.field], c, r.field_type(c), ctx)
+    if isinstance(c, r.LoyaltyCondition):
+        return _loyalty(c, ctx)
     if isinstance(c, r.ConsentCondition):
         newer = _consents.alias("newer")
         q = sa.select(_consents.c.customer_id).where(
@@ -287,6 +293,27 @@ def _orders(c: r.OrdersCondition, ctx: Context) -> sa.ColumnElement[bool]:
         "in": lambda: sa.or_(*(revenue == times(v) for v in c.value)),
     }[c.op]()
     return sa.and_(has, positive)
+
+
+def expiring_window(c: r.LoyaltyCondition, ctx: Context) -> tuple[datetime, datetime]:
+    """(after, until]: the lots expiring in the next `within_days` days, as `ledger.expiring` counts them."""
+    return ctx.now, ctx.now + timedelta(days=c.within_days or 0)
+
+
+def _loyalty(c: r.LoyaltyCondition, ctx: Context) -> sa.ColumnElement[bool]:
+    """A member figure read by a correlated sub-query (one index lookup per customer, by primary key or the
+    open-lots index); outside the program a customer has no tier and 0 points."""
+    if c.field == "expiring":
+        after, until = expiring_window(c, ctx)
+        value = sa.select(sa.func.coalesce(sa.func.sum(_lots.c.remaining), 0)).where(
+            _lots.c.customer_id == _c.c.id, _lots.c.remaining > 0, _lots.c.expires_at.is_not(None),
+            _lots.c.expires_at > _t(after), _lots.c.expires_at <= _t(until)).correlate(_c).scalar_subquery()
+    else:
+        value = sa.select(_LOYALTY_COLUMNS[c.field]).where(_lm.c.customer_id == _c.c.id).correlate(
+            _c).scalar_subquery()
+        if c.field != "tier":
+            value = sa.func.coalesce(value, 0)
+    return _compare(value, c, r.field_type(c), ctx)
 
 
 def _zero_satisfies(c: r.Comparison) -> bool:

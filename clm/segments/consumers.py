@@ -29,7 +29,7 @@ SWEEP_MINUTES = 15
 # What each outbox topic can change; "*" re-checks every dynamic segment (a new or merged customer).
 TOPICS = {"customer.created": "*", "customer.merged": "*", "customer.updated": "profile",
           "consent.changed": "consent", "order.completed": "orders", "order.refunded": "orders",
-          "stage.changed": "stage"}
+          "stage.changed": "stage", "loyalty.points_changed": "loyalty", "loyalty.tier_changed": "loyalty"}
 
 
 def _segments(session: Session) -> list[Segment]:

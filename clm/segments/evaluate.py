@@ -19,12 +19,14 @@ from clm.analytics.models import CustomerScore
 from clm.commerce.models import Order, OrderItem, Product
 from clm.customers.models import Consent, Customer
 from clm.lifecycle.models import CustomerStats, StageHistory
+from clm.loyalty.models import Lot, Member
 from clm.segments import rules as r
 from clm.segments.compile import (
     Context,
     CycleError,
     anniversary_days,
     date_bounds,
+    expiring_window,
     instant_bounds,
     utc_midnight,
     window_days,
@@ -44,6 +46,8 @@ class Facts:
     consents: list[tuple[str, str, bool, datetime, int]] = field(default_factory=list)
     stages: list[tuple[str, datetime]] = field(default_factory=list)
     lists: set[int] = field(default_factory=set)  # static segments the customer is currently in
+    member: dict[str, Any] | None = None  # loyalty_members row
+    lots: list[tuple[int, datetime | None]] = field(default_factory=list)  # (remaining, expires_at) of open lots
 
 
 def load_facts(session: Session, customer_ids: list[int] | None = None) -> dict[int, Facts]:
@@ -83,6 +87,11 @@ def load_facts(session: Session, customer_ids: list[int] | None = None) -> dict[
     m = SegmentMember.__table__
     for f, row in rows(sa.select(m.c.customer_id, m.c.segment_id).where(m.c.exited_at.is_(None))):
         f.lists.add(row.segment_id)
+    for f, row in rows(sa.select(Member.__table__)):
+        f.member = dict(row._mapping)
+    lots = Lot.__table__
+    for f, row in rows(sa.select(lots.c.customer_id, lots.c.remaining, lots.c.expires_at).where(lots.c.remaining > 0)):
+        f.lots.append((row.remaining, row.expires_at))
     return facts
 
 
@@ -124,6 +133,8 @@ def _condition(c: Any, f: Facts, ctx: Context) -> bool:
                    for sku, category, status, at in f.items)
     if isinstance(c, r.ScoreCondition):
         return compare((f.scores or {}).get(c.field), c, r.field_type(c), ctx)
+    if isinstance(c, r.LoyaltyCondition):
+        return compare(_loyalty_value(c, f, ctx), c, r.field_type(c), ctx)
     if isinstance(c, r.ConsentCondition):
         latest = max(((at, cid, granted) for ch, pu, granted, at, cid in f.consents
                       if ch == c.channel and pu == c.purpose), default=None)
@@ -142,6 +153,15 @@ def _condition(c: Any, f: Facts, ctx: Context) -> bool:
         finally:
             ctx._stack.pop()
     raise TypeError(c)
+
+
+def _loyalty_value(c: r.LoyaltyCondition, f: Facts, ctx: Context) -> Any:
+    if c.field == "tier":
+        return (f.member or {}).get("tier")
+    if c.field == "expiring":
+        after, until = expiring_window(c, ctx)
+        return sum(n for n, at in f.lots if at is not None and after < at <= until)
+    return (f.member or {}).get({"available": "available", "lifetime": "earned"}[c.field]) or 0
 
 
 def _event(c: r.EventCondition, f: Facts, ctx: Context) -> bool:

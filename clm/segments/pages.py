@@ -59,6 +59,8 @@ def _vocabulary(locale: str) -> dict[str, Any]:
         return words.get(key, key).replace("{n}", "N").strip()
 
     def field(kind: str, key: str) -> str:
+        if kind == "loyalty":
+            return words.get(f"loyalty_{key}", key).replace("{d}", "N")
         return words.get(f"order_{key}", key) if kind == "orders" else fields.get(key, key)
 
     def choices(options: tuple[str, ...], *current: str) -> list[str]:

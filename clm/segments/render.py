@@ -23,7 +23,8 @@ WORDS: dict[str, dict[str, str]] = {
         "order_average_order_value": "average order value", "order_first_order_at": "first order",
         "order_last_order_at": "last order", "bought_sku": "bought product {x}", "bought_category": "bought from {x}",
         "consent": "agreed to {p} by {c}", "segment": "is in segment {x}", "trait": "trait {x}",
-        "property": "{x}",
+        "property": "{x}", "loyalty_tier": "loyalty tier", "loyalty_available": "redeemable points",
+        "loyalty_lifetime": "lifetime points", "loyalty_expiring": "points expiring within {d} days",
     },
     "vi": {
         "and": " và ", "or": " hoặc ", "not": "không phải ", "eq": "là", "ne": "không là", "contains": "chứa",
@@ -41,7 +42,8 @@ WORDS: dict[str, dict[str, str]] = {
         "order_average_order_value": "giá trị đơn trung bình", "order_first_order_at": "đơn đầu tiên",
         "order_last_order_at": "đơn gần nhất", "bought_sku": "đã mua sản phẩm {x}", "bought_category": "đã mua nhóm {x}",
         "consent": "đồng ý nhận {p} qua {c}", "segment": "thuộc phân khúc {x}", "trait": "thuộc tính {x}",
-        "property": "{x}",
+        "property": "{x}", "loyalty_tier": "hạng thành viên", "loyalty_available": "điểm có thể dùng",
+        "loyalty_lifetime": "tổng điểm tích lũy", "loyalty_expiring": "điểm hết hạn trong {d} ngày tới",
     },
 }
 FIELD_NAMES = {
@@ -124,6 +126,8 @@ def _condition(c: Any, w: dict, names: dict, segments: dict) -> str:
         return text + _window(c.window, w)
     if isinstance(c, r.ScoreCondition):
         return _compare(names[c.field], c, w)
+    if isinstance(c, r.LoyaltyCondition):
+        return _compare(w[f"loyalty_{c.field}"].format(d=c.within_days), c, w)
     if isinstance(c, r.ConsentCondition):
         return w["consent"].format(p=c.purpose, c=c.channel)
     if isinstance(c, r.SegmentCondition):

@@ -42,6 +42,7 @@ NEGATIVE_OPS = {"ne": "eq", "not_contains": "contains", "not_in": "in", "not_exi
 
 ORDER_METRICS = {"count": "number", "revenue": "number", "average_order_value": "number",
                  "first_order_at": "datetime", "last_order_at": "datetime"}
+LOYALTY_FIELDS = {"tier": "string", "available": "number", "lifetime": "number", "expiring": "number"}
 SCORE_FIELDS = {"rfm_segment": "string", "r_score": "number", "f_score": "number", "m_score": "number",
                 "p_alive": "number", "predicted_clv_12m": "number", "churn_risk": "number"}
 OPS_BY_TYPE = {"string": STRING_OPS, "number": NUMBER_OPS, "date": DATE_OPS, "datetime": DATE_OPS, "bool": BOOL_OPS}
@@ -135,6 +136,16 @@ class ScoreCondition(Comparison):
     field: Literal["rfm_segment", "r_score", "f_score", "m_score", "p_alive", "predicted_clv_12m", "churn_risk"]
 
 
+class LoyaltyCondition(Comparison):
+    """A loyalty figure (clm.loyalty): the member's `tier` (its key), `available` (redeemable) points,
+    `lifetime` points (every credit ever earned) or the points `expiring` within `within_days` days.
+    Customers outside the program have no tier and 0 points."""
+
+    type: Literal["loyalty"]
+    field: Literal["tier", "available", "lifetime", "expiring"]
+    within_days: int | None = Field(None, ge=1, le=MAX_DAYS)
+
+
 class ConsentCondition(_Strict):
     """The customer's decision in force for `channel` and `purpose` grants it."""
 
@@ -166,7 +177,7 @@ class Not(_Strict):
 CONDITIONS: dict[str, type[BaseModel]] = {
     "profile": ProfileCondition, "stage": StageCondition, "stage_entered": StageEnteredCondition,
     "event": EventCondition, "orders": OrdersCondition, "bought": BoughtCondition, "score": ScoreCondition,
-    "consent": ConsentCondition, "segment": SegmentCondition,
+    "loyalty": LoyaltyCondition, "consent": ConsentCondition, "segment": SegmentCondition,
 }
 GROUPS = {"all": All, "any": AnyOf, "not": Not}
 
@@ -259,6 +270,8 @@ def field_type(condition: Any) -> str:
         return ORDER_METRICS[condition.metric]
     if isinstance(condition, ScoreCondition):
         return SCORE_FIELDS[condition.field]
+    if isinstance(condition, LoyaltyCondition):
+        return LOYALTY_FIELDS[condition.field]
     if isinstance(condition, PropertyFilter):
         return _trait_type(condition)
     raise TypeError(condition)
@@ -288,6 +301,11 @@ def _check(c: Any, path: str) -> None:
                                               "or traits.<name>")
         _check_comparison(c, field_type(c), path)
     elif isinstance(c, OrdersCondition | ScoreCondition):
+        _check_comparison(c, field_type(c), path)
+    elif isinstance(c, LoyaltyCondition):
+        if (c.field == "expiring") != (c.within_days is not None):
+            raise FieldError(f"{path}.within_days", "is required for expiring points (and only for them): "
+                                                    "the number of days ahead to count")
         _check_comparison(c, field_type(c), path)
     elif isinstance(c, EventCondition):
         _check_text(c.name, f"{path}.name")

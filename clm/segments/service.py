@@ -55,7 +55,7 @@ def with_paths(node: Any, path: str = "rules") -> Iterator[tuple[str, Any]]:
 
 def dependencies(node: Any, lookup, seen: frozenset[int] = frozenset()) -> list[str]:
     """The kinds of fact the tree reads, so that an arriving fact re-checks only the segments it can change:
-    profile, seen (first/last seen), stage, orders, consent, scores, event:<name>, list:<id>, and time
+    profile, seen (first/last seen), stage, orders, consent, scores, loyalty, event:<name>, list:<id>, and time
     (the answer changes with the clock alone: relative dates, sliding windows)."""
     out: set[str] = set()
     for c in r.conditions(node):
@@ -69,6 +69,10 @@ def dependencies(node: Any, lookup, seen: frozenset[int] = frozenset()) -> list[
             out.add("orders")
         elif isinstance(c, r.ScoreCondition):
             out |= {"scores", "time"}  # scores change in bulk runs, which the sweep picks up
+        elif isinstance(c, r.LoyaltyCondition):
+            out.add("loyalty")
+            if c.field == "expiring":
+                out.add("time")  # lots come within the window as days pass
         elif isinstance(c, r.ConsentCondition):
             out.add("consent")
         elif isinstance(c, r.SegmentCondition):

@@ -65,8 +65,8 @@ def build_steps(settings) -> list[Step]:
         Step("lifecycle.sweep", periodic_sweep, every=timedelta(minutes=settings.lifecycle_sweep_minutes)),
         # hourly check, daily work: a refresh runs when the newest one (CLI, demo or worker) is a day old
         Step("analytics.refresh", daily_scores, every=timedelta(hours=1)),
+        *loyalty_steps(settings),  # before segments: a segment on points sees this round's ledger changes
         *segment_steps(settings),
-        *loyalty_steps(settings),
         *journey_steps(settings),
         *sales_steps(settings),
         *job_steps(settings),

@@ -297,6 +297,7 @@ EN: dict[str, str] = {
     "segments.type.consent": "Consent",
     "segments.type.stage_entered": "Entered a stage",
     "segments.type.bought": "Bought",
+    "segments.type.loyalty": "Loyalty",
     "segments.type.segment": "In another segment",
     "segments.condition": "Condition",
     "segments.field": "Field",

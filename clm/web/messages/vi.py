@@ -297,6 +297,7 @@ VI: dict[str, str] = {
     "segments.type.consent": "Đồng ý nhận tin",
     "segments.type.stage_entered": "Đã vào giai đoạn",
     "segments.type.bought": "Đã mua",
+    "segments.type.loyalty": "Khách hàng thân thiết",
     "segments.type.segment": "Thuộc phân khúc khác",
     "segments.condition": "Điều kiện",
     "segments.field": "Trường",
