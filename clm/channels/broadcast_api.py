@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from clm.channels import broadcasts, testsend
 from clm.channels.models import Broadcast
 from clm.db.engine import for_writing
-from clm.web.api_docs import Id, error_responses
+from clm.web.api_docs import Cursor, Id, Limit, error_responses
 from clm.web.deps import get_session, require_scope
 
 router = APIRouter(prefix="/broadcasts", tags=["broadcasts"])
@@ -82,6 +82,7 @@ class BroadcastOut(BaseModel):
 
 class BroadcastList(BaseModel):
     data: list[BroadcastOut]
+    next: str | None = Field(None, description="Pass as `cursor` to get the next page; null on the last page.")
 
 
 class ReportOut(BaseModel):
@@ -117,8 +118,10 @@ def _settings(request: Request):
 
 @router.get("", response_model=BroadcastList, summary="Broadcasts, newest first", dependencies=[read],
             responses=error_responses(422))
-def list_all(status: Status | None = Query(None), session: Session = Depends(get_session)) -> BroadcastList:
-    return BroadcastList(data=[_out(b) for b in broadcasts.list_broadcasts(session, status)])
+def list_all(status: Status | None = Query(None), cursor: Cursor = None, limit: Limit = 50,
+             session: Session = Depends(get_session)) -> BroadcastList:
+    rows, next_cursor = broadcasts.list_broadcasts(session, status, after=cursor, limit=limit)
+    return BroadcastList(data=[_out(b) for b in rows], next=next_cursor)
 
 
 @router.post("", response_model=BroadcastOut, status_code=201, summary="Create a broadcast (a draft)",

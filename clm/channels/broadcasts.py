@@ -34,6 +34,7 @@ from clm.channels.models import (
     Message,
 )
 from clm.channels.status import record_status
+from clm.lib import cursor
 from clm.lib.clock import as_utc, utcnow
 from clm.lib.errors import FieldError, NotFound
 
@@ -124,12 +125,14 @@ def get_broadcast(session: Session, broadcast_id: int, *, lock: bool = False) ->
     return broadcast
 
 
-def list_broadcasts(session: Session, status: str | None = None, limit: int = 200) -> list[Broadcast]:
-    """Newest first."""
-    query = sa.select(Broadcast).order_by(Broadcast.created_at.desc(), Broadcast.id.desc()).limit(limit)
+def list_broadcasts(session: Session, status: str | None = None, *, after: str | None = None,
+                    limit: int = 50) -> tuple[list[Broadcast], str | None]:
+    """One page of broadcasts, newest first, and the cursor of the next page (None on the last);
+    `after` is the previous page's cursor (FieldError on `cursor` when it is not one)."""
+    query = sa.select(Broadcast)
     if status:
         query = query.where(Broadcast.status == status)
-    return list(session.scalars(query))
+    return cursor.page_newest_first(session, query, Broadcast.created_at, Broadcast.id, after, limit)
 
 
 def update_broadcast(session: Session, broadcast_id: int, *, name: str | None = None, template_key: str | None = None,

@@ -86,3 +86,31 @@ def test_a_test_send_is_queued_for_the_worker_with_the_rendered_content(api, db,
     assert (job.kind, job.args["to"], job.max_attempts) == ("channels.test", "lan@shop.vn", 1)
     r = api("POST", f"/{b['id']}/test", {"to": "lan@"})
     assert r.status_code == 422 and r.json()["error"]["field"] == "to"
+
+
+def _many_broadcasts(db, n: int) -> list[int]:
+    """`n` drafts, some sharing a creation time (the cursor must break ties by id)."""
+    from clm.channels.models import Broadcast
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [Broadcast(name=f"b{i}", channel="email", template_key="welcome", created_at=start + timedelta(minutes=i // 3))
+            for i in range(n)]
+    db.add_all(rows)
+    db.commit()
+    return [b.id for b in rows]
+
+
+def test_the_list_pages_through_more_than_200_broadcasts_newest_first_without_repeats(api, db):
+    ids = _many_broadcasts(db, 205)
+    seen, cursor, pages = [], "", 0
+    while cursor is not None:
+        body = api("GET", f"?limit=200{'&cursor=' + cursor if cursor else ''}").json()
+        seen += [b["id"] for b in body["data"]]
+        cursor, pages = body["next"], pages + 1
+    assert pages == 2 and len(seen) == 205 and set(seen) == set(ids)
+    assert seen[0] == ids[-1] and seen[-1] == ids[0]
+
+
+def test_a_cursor_that_is_not_one_is_refused_naming_the_field(api):
+    r = api("GET", "?cursor=nonsense")
+    assert r.status_code == 422 and r.json()["error"]["field"] == "cursor"

@@ -103,6 +103,24 @@ def test_why_a_message_was_not_sent_reads_in_vietnamese_for_a_vietnamese_reader(
     assert "no consent recorded for email marketing" in marketer.get(f"/channels/messages/{message.id}").text
 
 
+def test_the_broadcast_list_pages_beyond_its_first_page(marketer, db, monkeypatch):
+    from clm.channels.models import Broadcast
+    from clm.channels.pages import broadcasts as pages
+
+    monkeypatch.setattr(pages, "PAGE", 2)
+    db.add_all([Broadcast(name=f"Đợt {i}", channel="email", template_key="welcome") for i in range(5)])
+    db.commit()
+    names, url = [], "/channels/broadcasts"
+    while url:
+        html = marketer.get(url).text
+        names += re.findall(r'href="/channels/broadcasts/\d+">(Đợt \d)</a>', html)
+        found = re.search(r'href="([^"]+)" rel="next"', html)
+        url = found.group(1).replace("&amp;", "&") if found else None
+    assert sorted(names) == [f"Đợt {i}" for i in range(5)] and len(names) == 5
+    assert "Đợt 4" in marketer.get("/channels/broadcasts").text
+    assert marketer.get("/channels/broadcasts?cursor=nonsense").status_code == 200
+
+
 @pytest.fixture
 def segment(db, make_customer, welcome):
     segment = save_segment(db, name="Khách quen", kind="static")

@@ -23,6 +23,7 @@ from clm.web.pages.base import dashboard_router, form_data
 from clm.web.pages.errors import not_found_page
 
 router = dashboard_router()
+PAGE = 50
 
 
 def _segments(db: Session) -> list[tuple[int, str, int]]:
@@ -95,10 +96,18 @@ def _submit(request: Request, db: Session, user, form: dict[str, Any], broadcast
 
 
 @router.get("/channels/broadcasts")
-def list_page(request: Request, user=Depends(allowed), db: Session = Depends(get_session)):
-    rows = broadcasts.list_broadcasts(db)
-    names = dict(db.execute(sa.select(Segment.id, Segment.name)).all())
-    return page(request, "channels/broadcasts.html", "broadcasts", rows=rows, segment_names=names)
+def list_page(request: Request, cursor: str | None = None, user=Depends(allowed),
+              db: Session = Depends(get_session)):
+    """The broadcasts newest first, PAGE at a time (the "Next" link carries the cursor)."""
+    rows, next_cursor, error = [], None, False
+    try:
+        rows, next_cursor = broadcasts.list_broadcasts(db, after=cursor, limit=PAGE)
+    except FieldError:
+        error = True
+    ids = {b.segment_id for b in rows if b.segment_id}
+    names = dict(db.execute(sa.select(Segment.id, Segment.name).where(Segment.id.in_(ids))).all()) if ids else {}
+    return page(request, "channels/broadcasts.html", "broadcasts", rows=rows, segment_names=names,
+                next_cursor=next_cursor, first_page=not cursor, error=error)
 
 
 @router.get("/channels/broadcasts/new")
