@@ -145,6 +145,10 @@ class Settings(BaseSettings):
     lead_form_min_seconds: float = Field(
         2.0, ge=0, description="A lead form sent sooner than this after it was loaded is refused as a bot's.")
     lead_form_max_hours: int = Field(24, ge=1, description="A lead form's token expires after this many hours.")
+    sales_first_contact_minutes: int = Field(
+        15, ge=0, description="First-contact SLA: a new lead with no call, meeting or status change this many minutes "
+                              "after it came in is recorded as breached and its owner and the managers are notified. "
+                              "0 turns it off.")
     facebook_leads_app_secret: SecretStr | None = Field(
         None, description="App secret of the Facebook app subscribed to the Page's leadgen webhook "
                           "(X-Hub-Signature-256). Unset: CLM_MESSENGER_APP_SECRET.")

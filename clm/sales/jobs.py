@@ -53,11 +53,31 @@ def facebook_lead_handler(settings, client=None):
 
 
 def task_reminder_handler(session: Session, job: Claimed) -> None:
+    """Announce the task (outbox) and notify its assignee (else whoever created it) in the dashboard."""
+    from clm.sales.models import Task
+    from clm.sales.notifications import notify
     from clm.sales.tasks import send_reminder
 
-    send_reminder(session, int(job.args["task_id"]), job.args.get("remind_at"), utcnow())
+    now = utcnow()
+    if send_reminder(session, int(job.args["task_id"]), job.args.get("remind_at"), now):
+        task = session.get(Task, int(job.args["task_id"]))
+        person = task.assignee_id or task.created_by_id
+        link = f"/sales/leads/{task.lead_id}" if task.lead_id else None
+        due = task.due_at.strftime("%Y-%m-%d %H:%M UTC")
+        notify(session, f"task:{task.id}:{job.args.get('remind_at')}", [person] if person else [], "task_reminder",
+               {"vi": f"Nhắc việc: {task.subject} (hạn {due})", "en": f"Reminder: {task.subject} (due {due})"},
+               link, now)
+
+
+def first_contact_handler(session: Session, job: Claimed) -> None:
+    from clm.sales.sla import check_first_contact
+
+    check_first_contact(session, int(job.args["lead_id"]), utcnow())
 
 
 def register(registry: Registry, settings) -> None:
+    from clm.sales.sla import FIRST_CONTACT
+
     registry.register(FACEBOOK_LEAD, facebook_lead_handler(settings))
     registry.register(TASK_REMINDER, task_reminder_handler, batchable=True)
+    registry.register(FIRST_CONTACT, first_contact_handler, batchable=True)

@@ -28,6 +28,7 @@ from clm.customers.profile import normalize_email, phone_e164
 from clm.lib.clock import as_utc, utcnow
 from clm.lib.errors import FieldError, NotFound
 from clm.outbox.service import emit
+from clm.sales.assignment import assign
 from clm.sales.codes import next_codes
 from clm.sales.errors import SalesConflict
 from clm.sales.models import (
@@ -39,6 +40,7 @@ from clm.sales.models import (
     SOURCES,
     Lead,
 )
+from clm.sales.sla import start_clock
 from clm.tracking.ingest import prepare, store
 from clm.tracking.models import Event
 
@@ -182,24 +184,31 @@ def open_lead_of(session: Session, customer_id: int) -> Lead | None:
 
 
 def capture_lead(session: Session, data: LeadIn, *, region: str = "VN", now: datetime | None = None,
-                 score: bool = True) -> Captured:
+                 score: bool = True, first_contact_minutes: int | None = None) -> Captured:
     """Record a lead from any source in the caller's transaction (the caller commits).
 
     Raises FieldError naming the field for bad contact details or an unknown owner; nothing is written then.
     Two submissions of a new person at once (PostgreSQL) both try to create the profile: the one that
     loses the race to the unique identity retries and finds the other's customer and lead.
+    A new lead without an owner goes through the assignment rules (clm.sales.assignment) and starts its
+    first-contact clock (clm.sales.sla; `first_contact_minutes` None: CLM_SALES_FIRST_CONTACT_MINUTES).
     """
+    if first_contact_minutes is None:
+        from clm.config import get_settings
+
+        first_contact_minutes = get_settings().sales_first_contact_minutes
     for attempt in range(3):
         try:
             with session.begin_nested():
-                return _capture(session, data, region, now or utcnow(), score)
+                return _capture(session, data, region, now or utcnow(), score, first_contact_minutes)
         except IntegrityError:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-def _capture(session: Session, data: LeadIn, region: str, now: datetime, score: bool) -> Captured:
+def _capture(session: Session, data: LeadIn, region: str, now: datetime, score: bool,
+             first_contact_minutes: int) -> Captured:
     at = as_utc(data.occurred_at) if data.occurred_at else now
     email, phone, keys = _identities(data, region)
     _check_owner(session, data.owner_id)
@@ -235,6 +244,8 @@ def _capture(session: Session, data: LeadIn, region: str, now: datetime, score: 
                 status_changed_at=now, created_at=at, updated_at=now)
     session.add(lead)
     session.flush()
+    _assign(session, lead, data, now)
+    start_clock(session, lead, first_contact_minutes, now)
     emit(session, "lead.created", customer_id, {"lead_id": lead.id, "code": lead.code, "source": lead.source,
                                                  "campaign": lead.campaign})
     if score:
@@ -242,6 +253,16 @@ def _capture(session: Session, data: LeadIn, region: str, now: datetime, score: 
 
         score_leads(session, [lead], now=now)
     return Captured(lead, True)
+
+
+def _assign(session: Session, lead: Lead, data: LeadIn, now: datetime) -> None:
+    if lead.owner_id is not None:
+        lead.assignment = {"method": "given", "user_id": lead.owner_id, "at": now.isoformat(),
+                           "vi": "Người phụ trách được chỉ định cùng khách tiềm năng",
+                           "en": "The owner was given with the lead"}
+        return
+    city = data.city or session.scalar(sa.select(Customer.city).where(Customer.id == lead.customer_id))
+    assign(session, lead, city=city, now=now)
 
 
 def get_lead(session: Session, lead_id: int, *, for_update: bool = False) -> Lead:

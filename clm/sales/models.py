@@ -68,6 +68,10 @@ class Lead(Base):
     details: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     contacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     converted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # {"rule_id", "rule", "method", "user_id", "at", "vi", "en"}: who got the lead and why
+    assignment: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    first_contact_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_contact_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -202,3 +206,62 @@ class LeadScoreModel(Base):
     auc: Mapped[float | None] = mapped_column(sa.Float)
     params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     trained_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+ASSIGNMENT_METHODS = ("round_robin", "least_load")
+
+
+class LeadForm(Base):
+    """A web form the shop embeds: what it asks, its title and thank-you text, the campaign and owner its
+    leads get. The public form (/forms/lead?form=KEY) reads it; an unknown key is the plain default form."""
+
+    __tablename__ = "lead_forms"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    fields: Mapped[list[str]] = mapped_column(Json, default=list)  # of name, phone, email, city, message
+    campaign: Mapped[str | None] = mapped_column(sa.String(255))
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    thank_you: Mapped[str | None] = mapped_column(sa.String(1000))
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AssignmentRule(Base):
+    """Who gets a new lead: the first active rule (by position) whose conditions the lead meets hands it to
+    one of `user_ids`, in turn (`next_index`, bumped under the rule's row lock) or to the one with the
+    fewest open leads. Empty conditions match every lead."""
+
+    __tablename__ = "lead_assignment_rules"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    position: Mapped[int] = mapped_column(sa.Integer, default=0)
+    method: Mapped[str] = mapped_column(sa.String(16), default="round_robin")
+    sources: Mapped[list[str]] = mapped_column(Json, default=list)
+    provinces: Mapped[list[str]] = mapped_column(Json, default=list)  # folded city names
+    product_lines: Mapped[list[str]] = mapped_column(Json, default=list)  # matched against details.product_line
+    user_ids: Mapped[list[int]] = mapped_column(Json, default=list)
+    next_index: Mapped[int] = mapped_column(sa.Integer, default=0)
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class StaffNotification(Base):
+    """Something a staff member should see (a task's reminder, a lead waiting past its first-contact SLA),
+    shown in the dashboard; `key` makes a repeated job notify once."""
+
+    __tablename__ = "staff_notifications"
+    __table_args__ = (sa.Index("ix_staff_notifications_user_read", "user_id", "read_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    text: Mapped[dict[str, str]] = mapped_column(Json, default=dict)  # {"vi": ..., "en": ...}
+    link: Mapped[str | None] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -62,6 +62,7 @@ def test_concurrent_captures_get_distinct_codes_and_one_lead_per_person(engine):
             conn.execute(sa.text("DELETE FROM customers"))
             conn.execute(sa.text("DELETE FROM code_sequences"))
             conn.execute(sa.text("DELETE FROM outbox"))
+            conn.execute(sa.text("DELETE FROM jobs"))  # the leads' first-contact checks
         wide.dispose()
 
 
