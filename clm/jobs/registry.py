@@ -21,4 +21,7 @@ def build_registry(settings) -> Registry:
     from clm.sales.jobs import register as register_sales
 
     register_sales(registry, settings)  # sales.facebook_lead, tasks.remind
+    from clm.service.jobs import register as register_service
+
+    register_service(registry, settings)  # service.sla_warn, service.sla_breach, service.reoffer
     return registry

@@ -187,10 +187,18 @@ class Change(Base):
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey(_USER_FK, ondelete="SET NULL"))
     actor: Mapped[str] = mapped_column(sa.String(16), default="user")  # user | routing | sla | system | customer
     field: Mapped[str] = mapped_column(sa.String(64))
-    old: Mapped[Any] = mapped_column(Json, nullable=True)
-    new: Mapped[Any] = mapped_column(Json, nullable=True)
+    # {"old": ..., "new": ...}: one document, since SQLite's JSON columns turn a bare number into an integer
+    values: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     reason: Mapped[str | None] = mapped_column(sa.String(500))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def old(self) -> Any:
+        return (self.values or {}).get("old")
+
+    @property
+    def new(self) -> Any:
+        return (self.values or {}).get("new")
 
 
 class Field(Base):

@@ -69,6 +69,7 @@ def build_steps(settings) -> list[Step]:
         *segment_steps(settings),
         *journey_steps(settings),
         *sales_steps(settings),
+        *service_steps(settings),
         *job_steps(settings),
     ]
 
@@ -104,6 +105,13 @@ def loyalty_steps(settings) -> list[Step]:
         Step("loyalty.events", consumers.EventsConsumer()),
         Step("loyalty.sweep", consumers.sweep_step(commit_chunk), every=timedelta(minutes=15)),
     ]
+
+
+def service_steps(settings) -> list[Step]:
+    """The service desk's queue: assign waiting tickets to agents with room (also done whenever room frees)."""
+    from clm.service.routing import drain
+
+    return [Step("service.queue", drain, every=timedelta(minutes=1))]
 
 
 def job_steps(settings) -> list[Step]:
