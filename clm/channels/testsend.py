@@ -52,7 +52,9 @@ def check_address(channel: str, to: Any, region: str = "VN") -> str:
     return to
 
 
-def _sample_customer(session: Session, customer_id: int | None, segment_id: int | None) -> int:
+def sample_customer(session: Session, customer_id: int | None, segment_id: int | None) -> int:
+    """The customer a test or a preview is rendered for: the one given, else the segment's first member,
+    else the first customer (FieldError on `customer_id` when there is none)."""
     from clm.customers.models import Customer
 
     if customer_id is not None:
@@ -83,7 +85,7 @@ def render_test(session: Session, *, template_key: str, customer_id: int | None 
         template = get_template(session, template_key)
     except NotFound:
         raise FieldError("template_key", f"there is no template {template_key!r}", "not_found") from None
-    sample = _sample_customer(session, customer_id, segment_id)
+    sample = sample_customer(session, customer_id, segment_id)
     try:
         rendered = preview(session, template_key, sample, context=context, locale=locale, timezone=settings.timezone,
                            default_locale=settings.default_locale)

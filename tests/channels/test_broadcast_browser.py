@@ -106,6 +106,7 @@ def test_a_marketer_composes_a_broadcast_sends_it_and_sees_its_report(page, serv
     page.get_by_label("Name").fill("Tết sale 2026")
     page.get_by_label("Template").select_option("tet-sale")
     page.get_by_label("Segment").select_option(label="Khách VIP (3 members)")
+    expect(page.locator("#composer-preview")).to_contain_text("An ơi, Tết sale!")  # follows the choices
     page.get_by_label("Send the test to").fill("lan@shop.vn")
     page.get_by_role("button", name="Send test").click()
     expect(page.locator("#test-result")).to_contain_text("Queued")

@@ -61,6 +61,39 @@ def test_the_preview_renders_unsaved_content_for_the_chosen_customer_or_says_why
     assert "vi.text: &#39;order&#39; is undefined" in r.text
 
 
+def test_the_composer_previews_the_template_as_the_segments_first_member_would_receive_it(marketer, db,
+                                                                                          make_customer, welcome):
+    from clm.channels.templates import create_template
+
+    bad = create_template(db, key="broken", channel="email",
+                          variants={"vi": {"subject": "Đơn {{ order.id }}", "text": "x"}})
+    segment = save_segment(db, name="Hà Nội", kind="static")
+    make_customer("dau@example.vn", full_name="Người Đầu", given_name="Đầu")  # not in the segment
+    member = make_customer("lan@example.vn", full_name="Trần Thị Lan", given_name="Lan")
+    change_list(db, segment.id, add=[member.id])
+    db.commit()
+    composer = marketer.get("/channels/broadcasts/new").text
+    assert 'hx-post="/channels/broadcasts/preview"' in composer and 'hx-include="#composer"' in composer
+    r = post(marketer, "/channels/broadcasts/preview", {"template_key": "welcome", "segment_id": str(segment.id)})
+    assert r.status_code == 200
+    assert "Chào Lan" in r.text and "Xin chào <b>Trần Thị Lan</b>" in r.text.replace("&lt;", "<").replace("&gt;", ">")
+    assert "As Trần Thị Lan would receive it (vi)" in r.text
+    r = post(marketer, "/channels/broadcasts/preview", {"template_key": bad.key, "segment_id": str(segment.id)})
+    assert 'id="preview-error"' in r.text and "&#39;order&#39; is undefined" in r.text
+    r = post(marketer, "/channels/broadcasts/preview", {"template_key": "missing", "segment_id": str(segment.id)})
+    assert "there is no template &#39;missing&#39;" in r.text
+    marketer.cookies.set("clm_lang", "vi")
+    r = post(marketer, "/channels/broadcasts/preview", {"template_key": bad.key, "segment_id": str(segment.id)})
+    assert "biến &#39;order&#39; chưa được định nghĩa" in r.text
+
+
+def test_the_template_editor_previews_as_the_content_is_typed(marketer, welcome, db):
+    db.commit()
+    page = marketer.get("/channels/templates/welcome").text
+    assert re.search(r'id="preview" hx-post="/channels/templates/preview" hx-include="#template-form"', page)
+    assert 'hx-trigger="load, input changed delay:800ms from:#template-form' in page
+
+
 def test_messages_are_found_by_customer_and_status_and_paged(marketer, db, channel_settings, make_customer, welcome,
                                                              monkeypatch):
     from clm.channels.pages import messages

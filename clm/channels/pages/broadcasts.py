@@ -13,13 +13,16 @@ from sqlalchemy.orm import Session
 from clm.channels import broadcasts, testsend
 from clm.channels.models import Broadcast
 from clm.channels.pages.common import allowed, fragment_of_test, local_input, page, parse_local, settings_of
-from clm.channels.templates import list_templates
+from clm.channels.reasons import in_language
+from clm.channels.templates import RenderError, list_templates
+from clm.channels.templates import preview as preview_template
+from clm.customers.models import Customer
 from clm.db.engine import for_writing
 from clm.lib.errors import FieldError, NotFound
 from clm.segments.models import Segment
 from clm.web import i18n
 from clm.web.deps import get_session
-from clm.web.pages.base import dashboard_router, form_data
+from clm.web.pages.base import dashboard_router, form_data, render
 from clm.web.pages.errors import not_found_page
 
 router = dashboard_router()
@@ -139,6 +142,30 @@ def queue_test_send(request: Request, form: dict = Depends(form_data), user=Depe
         db.rollback()
         return fragment_of_test(request, None, error=f"{exc.field}: {exc.message}" if exc.field else exc.message)
     return fragment_of_test(request, job.id, state=job.state, to=job.args["to"])
+
+
+@router.post("/channels/broadcasts/preview")
+def preview(request: Request, form: dict = Depends(form_data), user=Depends(allowed),
+            db: Session = Depends(get_session)):
+    """The composer's template as the segment's first member would receive it (or why it does not render)."""
+    settings = settings_of(request)
+    segment = str(form.get("segment_id", ""))
+    key = str(form.get("template_key", ""))
+    rendered, error, customer = None, None, None
+    try:
+        customer = db.get(Customer, testsend.sample_customer(db, None, int(segment) if segment.isdigit() else None))
+        rendered = preview_template(db, key, customer.id, timezone=settings.timezone,
+                                    default_locale=settings.default_locale)
+    except FieldError as exc:
+        error = f"{exc.field}: {exc.message}" if exc.field else exc.message
+    except NotFound:
+        error = f"template_key: there is no template {key!r}"
+    except RenderError as exc:
+        error = exc.reason
+    locale = i18n.pick_locale(request, user)
+    name = customer and (customer.full_name or customer.email or customer.phone or f"#{customer.id}")
+    return render(request, "channels/_preview.html", rendered=rendered, error=in_language(error, locale),
+                  for_name=name)
 
 
 @router.get("/channels/tests/{job_id}")

@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session
 from clm.channels import templates as service
 from clm.channels.models import CHANNELS, LOCALES, Template
 from clm.channels.pages.common import allowed, page, settings_of
+from clm.channels.reasons import in_language
 from clm.customers.models import Customer
 from clm.db.engine import for_writing
 from clm.lib.errors import FieldError, NotFound
 from clm.web.deps import get_session
+from clm.web.i18n import pick_locale
 from clm.web.pages.base import dashboard_router, form_data, render
 from clm.web.pages.errors import not_found_page
 
@@ -133,6 +135,7 @@ def preview(request: Request, form: dict = Depends(form_data), user=Depends(allo
         error = f"customer_id: there is no customer {chosen}"
     except service.RenderError as exc:
         error = exc.reason
+    error = in_language(error, pick_locale(request, user))
     return render(request, "channels/_preview.html", rendered=rendered, error=error, channel=channel)
 
 
