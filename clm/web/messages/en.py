@@ -669,8 +669,8 @@ EN: dict[str, str] = {
     "templates.preview_for": "Preview for",
     "templates.customer_language": "their language",
     "templates.preview": "Preview",
-    "templates.preview_help": "Choose a customer and press Preview: the unsaved content is rendered as they "
-        "would receive it.",
+    "templates.preview_help": "Choose a customer: the unsaved content is rendered as they would receive it, "
+        "and again as you type.",
     "templates.versions": "Versions",
     "templates.preview_locale": "Language: {locale}",
     "messages.search": "Search by customer",
@@ -722,6 +722,8 @@ EN: dict[str, str] = {
     "broadcasts.send": "Send",
     "broadcasts.save_draft": "Save as draft",
     "broadcasts.test_title": "Test send",
+    "broadcasts.preview_title": "Preview",
+    "broadcasts.preview_for": "As {name} would receive it ({locale})",
     "broadcasts.test_help": "The template, rendered for the segment's first member, goes to a staff address "
         "marked as a test.",
     "broadcasts.test_to": "Send the test to",

@@ -669,8 +669,8 @@ VI: dict[str, str] = {
     "templates.preview_for": "Xem trước cho",
     "templates.customer_language": "ngôn ngữ của khách",
     "templates.preview": "Xem trước",
-    "templates.preview_help": "Chọn một khách hàng rồi bấm Xem trước: nội dung chưa lưu được hiển thị như "
-        "khách sẽ nhận.",
+    "templates.preview_help": "Chọn một khách hàng: nội dung chưa lưu được hiển thị như khách sẽ nhận, "
+        "và cập nhật khi bạn gõ.",
     "templates.versions": "Các phiên bản",
     "templates.preview_locale": "Ngôn ngữ: {locale}",
     "messages.search": "Tìm theo khách hàng",
@@ -723,6 +723,8 @@ VI: dict[str, str] = {
     "broadcasts.send": "Gửi",
     "broadcasts.save_draft": "Lưu nháp",
     "broadcasts.test_title": "Gửi thử",
+    "broadcasts.preview_title": "Xem trước",
+    "broadcasts.preview_for": "Như {name} sẽ nhận ({locale})",
     "broadcasts.test_help": "Mẫu tin, hiển thị cho thành viên đầu tiên của phân khúc, được gửi tới địa chỉ "
         "nhân viên và đánh dấu là thử.",
     "broadcasts.test_to": "Gửi thử tới",
