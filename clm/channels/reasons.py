@@ -193,6 +193,8 @@ PATTERNS: list[tuple[str, str]] = [
     ("the person is not available on Messenger ({said})", "người này hiện không nhận được tin trên Messenger ({said})"),
     ("the Page access token is invalid or expired: set CLM_MESSENGER_PAGE_TOKEN ({said})",
      "access token của Trang không hợp lệ hoặc đã hết hạn: đặt CLM_MESSENGER_PAGE_TOKEN ({said})"),
+    ("Meta refused the call's appsecret_proof: set CLM_MESSENGER_APP_SECRET to the app's secret ({said})",
+     "Meta từ chối appsecret_proof của lệnh gọi: đặt CLM_MESSENGER_APP_SECRET bằng khóa bí mật của ứng dụng ({said})"),
     ("Messenger asks to retry later ({said})", "Messenger đề nghị thử lại sau ({said})"),
     ("Messenger refused the message ({said})", "Messenger từ chối tin nhắn ({said})"),
     # inbound and broadcasts

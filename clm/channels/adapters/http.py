@@ -17,7 +17,7 @@ from clm.channels.adapters.base import PermanentError, TransientError
 from clm.lib.phones import InvalidPhone, normalize_phone
 
 log = logging.getLogger("clm.channels")
-_SECRET_PARAMS = ("access_token", "access-token", "ApiKey", "SecretKey")
+_SECRET_PARAMS = ("access_token", "access-token", "appsecret_proof", "ApiKey", "SecretKey")
 
 
 class _RedactSecrets(logging.Filter):

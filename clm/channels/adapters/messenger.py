@@ -9,6 +9,8 @@ reason. :func:`delivery_mode` is that decision, without I/O.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,6 +81,7 @@ def parse_time(value: Any) -> datetime | None:
 class MessengerAdapter:
     page_token: str
     graph_url: str = "https://graph.facebook.com/v25.0"
+    app_secret: str | None = None  # CLM_MESSENGER_APP_SECRET: every call then carries appsecret_proof
     timeout: float = 10.0
     channel: str = "messenger"
     provider = "messenger"
@@ -106,13 +109,27 @@ class MessengerAdapter:
     def send(self, message: Outgoing) -> SendResult:
         body = self.request_body(message)
         response = self.http.request("POST", self.graph_url.rstrip("/") + "/me/messages", json=body,
-                                     params={"access_token": self.page_token})
+                                     params=self.auth_params())
         answer = json_body(response) or {}
         if response.status_code < 300 and answer.get("message_id"):
             return SendResult(provider_id=str(answer["message_id"]), status="sent",
                               detail={"provider": "messenger", "messaging_type": body["messaging_type"],
                                       **({"tag": body["tag"]} if "tag" in body else {})})
         raise error_for(answer, response.status_code)
+
+
+    def auth_params(self) -> dict[str, str]:
+        """The Page token and, with the app secret, its ``appsecret_proof``: Meta's "Require App Secret"
+        setting refuses Graph calls without it, and with it a leaked token is useless without the secret."""
+        params = {"access_token": self.page_token}
+        if self.app_secret:
+            params["appsecret_proof"] = appsecret_proof(self.page_token, self.app_secret)
+        return params
+
+
+def appsecret_proof(access_token: str, app_secret: str) -> str:
+    """HMAC-SHA256 of the access token keyed with the app secret, in hex (Graph API "Securing Requests")."""
+    return hmac.new(app_secret.encode(), access_token.encode(), hashlib.sha256).hexdigest()
 
 
 def error_for(answer: dict, status: int) -> PermanentError | TransientError:
@@ -127,6 +144,9 @@ def error_for(answer: dict, status: int) -> PermanentError | TransientError:
     if code == 190:
         return TransientError(f"the Page access token is invalid or expired: set CLM_MESSENGER_PAGE_TOKEN "
                               f"({said})", code=code)
+    if "appsecret_proof" in str(error.get("message", "")):  # an account setting, not this message
+        return TransientError(f"Meta refused the call's appsecret_proof: set CLM_MESSENGER_APP_SECRET to the "
+                              f"app's secret ({said})", code=code)
     if code in _RETRY_CODES or status == 429:
         return TransientError(f"Messenger asks to retry later ({said})", code=code or status)
     if not error:

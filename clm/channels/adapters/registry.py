@@ -64,7 +64,8 @@ def _provider_adapters(settings) -> dict[str, Adapter]:
                                           refresh=tokens.refresh if tokens else None)
     if _secret(settings.messenger_page_token):
         adapters["messenger"] = MessengerAdapter(_secret(settings.messenger_page_token),
-                                                 graph_url=settings.messenger_graph_url, timeout=timeout)
+                                                 graph_url=settings.messenger_graph_url, timeout=timeout,
+                                                 app_secret=_secret(settings.messenger_app_secret))
     if _secret(settings.webhook_signing_secret):
         adapters["webhook"] = WebhookAdapter(_secret(settings.webhook_signing_secret), timeout=timeout)
     return adapters

@@ -277,10 +277,11 @@ class MessengerFake(FakeServer):
     PATH = re.compile(r"/v\d+\.\d+/(me|\d+)/messages")
     TAGS = {"CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE", "HUMAN_AGENT"}
 
-    def __init__(self, token: str, last_inbound_hours: dict[str, float]) -> None:
+    def __init__(self, token: str, last_inbound_hours: dict[str, float], app_secret: str | None = None) -> None:
         super().__init__()
         self.token = token
         self.last_inbound_hours = last_inbound_hours  # PSID -> hours since the user last wrote
+        self.app_secret = app_secret  # the app's "Require App Secret" setting: every call needs appsecret_proof
 
     def _error(self, status: int, code: int, message: str, subcode: int | None = None) -> Answer:
         error = {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "AbC"}
@@ -295,6 +296,16 @@ class MessengerFake(FakeServer):
         if r.query.get("access_token") != self.token:
             self.violation("access_token")
             return self._error(400, 190, "Invalid OAuth access token.")
+        if self.app_secret is not None:
+            # Computed here independently of clm: HMAC-SHA256(key=app secret, message=access token), hex.
+            expected = hmac.new(self.app_secret.encode(), self.token.encode(), hashlib.sha256).hexdigest()
+            proof = r.query.get("appsecret_proof")
+            if proof is None:
+                self.violation("appsecret_proof missing")
+                return self._error(400, 100, "API calls from the server require an appsecret_proof argument")
+            if not hmac.compare_digest(proof, expected):
+                self.violation("appsecret_proof wrong")
+                return self._error(400, 100, "Invalid appsecret_proof provided in the API argument")
         body = r.json
         psid = (body.get("recipient") or {}).get("id")
         if psid not in self.last_inbound_hours:

@@ -203,3 +203,34 @@ def test_the_page_token_never_reaches_the_logs(graph, outgoing, caplog):
     with caplog.at_level("INFO", logger="httpx"):
         adapter(graph).send(messenger(outgoing, "psid-recent", hours_ago=1))
     assert caplog.records and "page-token" not in caplog.text
+
+
+@pytest.fixture
+def strict_graph():
+    """A Graph API whose app has "Require App Secret" on: every call needs appsecret_proof."""
+    with MessengerFake("page-token", {"psid-recent": 2}, app_secret="app-s3cret") as fake:
+        yield fake
+
+
+def test_every_graph_call_carries_the_appsecret_proof_the_server_expects(strict_graph, outgoing):
+    result = adapter(strict_graph, app_secret="app-s3cret").send(messenger(outgoing, "psid-recent", hours_ago=2))
+    assert result.status == "sent" and strict_graph.violations == []
+    [request] = strict_graph.requests
+    assert request.query["appsecret_proof"] != "app-s3cret"  # a proof of the secret, never the secret
+
+
+@pytest.mark.parametrize("secret,problem", [(None, "appsecret_proof missing"), ("wrong", "appsecret_proof wrong")])
+def test_a_missing_or_wrong_app_secret_is_an_account_problem_retried_and_named(strict_graph, outgoing, secret,
+                                                                               problem):
+    with pytest.raises(TransientError) as caught:
+        adapter(strict_graph, app_secret=secret).send(messenger(outgoing, "psid-recent", hours_ago=2))
+    assert "CLM_MESSENGER_APP_SECRET" in caught.value.reason and strict_graph.violations == [problem]
+
+
+def test_the_registry_gives_the_messenger_adapter_the_app_secret():
+    from clm.channels.adapters.registry import build_adapters
+    from clm.config import Settings
+
+    settings = Settings(database_url="sqlite://", _env_file=None, messenger_page_token="page-token",
+                        messenger_app_secret="app-s3cret")
+    assert build_adapters(settings)["messenger"].app_secret == "app-s3cret"
