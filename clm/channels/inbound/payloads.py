@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from clm.channels.inbound.optouts import OptOut
 from clm.channels.inbound.replies import Reply
 from clm.channels.inbound.reports import Read, Report
 from clm.channels.inbound.service import Parsed, from_millis
@@ -68,7 +69,8 @@ def speedsms(body: Any) -> Parsed:
 
 
 def zalo(body: dict[str, Any]) -> Parsed:
-    """Zalo OA events: ``user_received_message`` (ZNS delivered), ``user_send_*`` (a reply)."""
+    """Zalo OA events: ``user_received_message`` (ZNS delivered), ``user_send_*`` (a reply), ``unfollow``
+    (an opt-out: clm.channels.inbound.optouts)."""
     parsed = Parsed()
     event = str(body.get("event_name") or "")
     message = body.get("message") if isinstance(body.get("message"), dict) else {}
@@ -85,6 +87,9 @@ def zalo(body: dict[str, Any]) -> Parsed:
             properties["attachments"] = message["attachments"]
         parsed.replies.append(Reply("zalo", str(sender), str(message["msg_id"]), text=text,
                                     at=from_millis(body.get("timestamp")), properties=properties))
+    elif event == "unfollow" and sender:
+        parsed.optouts.append(OptOut("zalo", "zalo", str(sender), f"unfollow:{sender}:{body.get('timestamp')}",
+                                     at=from_millis(body.get("timestamp"))))
     else:
         parsed.ignored += 1
     return parsed

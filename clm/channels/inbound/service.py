@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from clm.channels.inbound.optouts import OptOut, record_optout
 from clm.channels.inbound.replies import Reply, record_replies
 from clm.channels.inbound.reports import Read, Report, apply_read, apply_report
 
@@ -18,6 +19,7 @@ class Parsed:
     reports: list[Report] = field(default_factory=list)
     replies: list[Reply] = field(default_factory=list)
     reads: list[Read] = field(default_factory=list)
+    optouts: list[OptOut] = field(default_factory=list)
     ignored: int = 0
 
 
@@ -47,6 +49,12 @@ def record(session: Session, parsed: Parsed) -> Outcome:
     outcome.replies = record_replies(session, parsed.replies)
     for read in parsed.reads:
         outcome.updated += apply_read(session, read)
+    for optout in parsed.optouts:
+        changed = record_optout(session, optout)
+        if changed is None:
+            outcome.unmatched += 1
+        elif changed:
+            outcome.updated += 1
     return outcome
 
 

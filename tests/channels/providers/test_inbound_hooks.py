@@ -177,6 +177,52 @@ def test_a_zalo_event_for_another_app_is_refused(client, db):
     assert received(db) == []
 
 
+def zalo_unfollow(user: str, timestamp: str = "1699003881354") -> dict:
+    return {"event_name": "unfollow", "app_id": APP_ID, "sender": {"id": user}, "recipient": {"id": "OA1"},
+            "source": "oa_profile", "timestamp": timestamp, "user_id_by_app": "979122185046046317"}
+
+
+def test_unfollowing_the_zalo_oa_suppresses_zalo_marketing_for_that_customer(client, db):
+    from clm.channels import guardrails
+    from clm.channels.models import Suppression
+    from clm.customers.consent import record_consent
+
+    customer = Customer(full_name="Lê Thu", phone="+84912345678")
+    db.add(customer)
+    db.flush()
+    db.add(Identity(customer_id=customer.id, kind="zalo", value="ZU-9"))
+    record_consent(db, customer.id, channel="zalo", purpose="marketing", granted=True, source="test")
+    waiting = {purpose: Message(customer_id=customer.id, channel="zalo", purpose=purpose, template_key="t",
+                                idempotency_key=f"w-{purpose}", status="queued", address="+84912345678")
+               for purpose in ("marketing", "transactional")}
+    db.add_all(waiting.values())
+    db.commit()
+
+    response = zalo_post(client, zalo_unfollow("ZU-9"))
+
+    assert response.status_code == 200 and response.json()["updated"] == 1
+    db.expire_all()
+    [row] = db.scalars(sa.select(Suppression).where(Suppression.channel == "zalo")).all()
+    assert (row.address, row.reason, row.customer_id) == ("+84912345678", "unsubscribe", customer.id)
+    assert (status_of(db, waiting["marketing"]), status_of(db, waiting["transactional"])) == ("suppressed", "queued")
+    assert db.get(Message, waiting["marketing"].id).status_reason == "the customer unfollowed the Zalo OA"
+    assert guardrails.blocked(db, customer.id, "zalo", "marketing", "+84912345678") is not None
+    assert guardrails.blocked(db, customer.id, "zalo", "transactional", "+84912345678") is None
+    [event] = db.scalars(sa.select(Event).where(Event.name == "Zalo OA Unfollowed")).all()
+    assert event.customer_id == customer.id and event.properties["sender_id"] == "ZU-9"
+    assert zalo_post(client, zalo_unfollow("ZU-9")).json()["updated"] == 0  # a redelivery changes nothing
+
+
+def test_an_unfollow_from_someone_clm_never_met_is_counted_unmatched_and_creates_nobody(client, db):
+    response = zalo_post(client, zalo_unfollow("ZU-stranger"))
+    assert response.status_code == 200 and response.json()["unmatched"] == 1
+    assert db.scalar(sa.select(sa.func.count()).select_from(Customer)) == 0
+
+
+def test_an_unfollow_needs_the_oa_signature_like_every_zalo_event(client, db):
+    assert zalo_post(client, zalo_unfollow("ZU-9"), key="app-secret").status_code == 401
+
+
 # --- eSMS and SpeedSMS (secret URL token) ------------------------------------------------------------
 
 def esms_callback(client, token="hook-t0ken", **query):
