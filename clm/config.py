@@ -99,6 +99,13 @@ class Settings(BaseSettings):
         None, description="URL eSMS calls with delivery reports. Unset: <CLM_PUBLIC_URL>/hooks/esms/<CLM_HOOKS_TOKEN> "
         "when CLM_HOOKS_TOKEN is set.",
     )
+    esms_mo_cpid: str | None = Field(
+        None, description="The CP id eSMS gave for two-way SMS (customers texting the short code): inbound SMS "
+        "at /hooks/esms-mo must carry it."
+    )
+    esms_mo_private_key: SecretStr | None = Field(
+        None, description="The private key eSMS gave with CLM_ESMS_MO_CPID: verifies the sign of inbound SMS."
+    )
     speedsms_token: SecretStr | None = Field(None, description="SpeedSMS.vn API access token.")
     speedsms_sender: str | None = Field(None, description="SpeedSMS sender: the brandname (or device id for type 5).")
     speedsms_sms_type: int = Field(
@@ -126,7 +133,8 @@ class Settings(BaseSettings):
         "https://graph.facebook.com/v25.0", description="Graph API base URL, with its version."
     )
     messenger_app_secret: SecretStr | None = Field(
-        None, description="Facebook app secret: verifies X-Hub-Signature-256 on Messenger webhooks."
+        None, description="Facebook app secret: verifies X-Hub-Signature-256 on Messenger webhooks and signs "
+        "Graph API calls (appsecret_proof)."
     )
     messenger_verify_token: SecretStr | None = Field(
         None, description="The verify token typed into Meta's webhook settings (GET handshake)."

@@ -8,9 +8,11 @@ that is not configured answers 404 naming the setting, so a misrouted webhook is
 
 from __future__ import annotations
 
+from xml.sax.saxutils import escape
+
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 
@@ -66,6 +68,27 @@ async def esms_report(request: Request, token: str):
     """eSMS calls CallbackUrl with a GET whose query carries the report."""
     _check_token(request, token)
     return await _record(request, payloads.esms(dict(request.query_params)))
+
+
+@router.get("/esms-mo")
+async def esms_inbound_sms(request: Request):
+    """A customer's SMS to the short code, forwarded by eSMS as a GET signed with the CP's private key.
+    eSMS expects a ClientResponse; its Message is left empty, so no automatic answer is sent."""
+    settings = request.app.state.settings
+    key = _secret(request, "esms_mo_private_key")
+    query = dict(request.query_params)
+    if not settings.esms_mo_cpid or not signatures.esms_mo_ok(query, settings.esms_mo_cpid, key):
+        raise ApiError(401, "bad_signature", "sign or cpid does not match: check CLM_ESMS_MO_CPID and "
+                       "CLM_ESMS_MO_PRIVATE_KEY", field="sign")
+    outcome = await _record(request, payloads.esms_mo(query, settings.timezone))
+    return Response(client_response(query.get("smsid") or "", query.get("sender") or ""),
+                    media_type="application/xml", headers={"X-Clm-Outcome": outcome.body.decode()})
+
+
+def client_response(smsid: str, receiver: str, message: str = "") -> str:
+    """The answer eSMS's MO forwarding expects (escaped: the values come from the request)."""
+    return (f"<ClientResponse><Message>{escape(message)}</Message><Smsid>{escape(smsid)}</Smsid>"
+            f"<Receiver>{escape(receiver)}</Receiver></ClientResponse>")
 
 
 @router.post("/speedsms/{token}")

@@ -8,7 +8,9 @@ deliveries that fail, and a retry of something clm cannot read would never succe
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -38,6 +40,26 @@ def esms(query: dict[str, str]) -> Parsed:
                                      sent_key=query.get("RequestId") or None, detail=detail))
     else:
         parsed.ignored += 1  # not final yet: awaiting approval, queued, sent awaiting the carrier's report
+    return parsed
+
+
+def esms_mo(query: dict[str, str], timezone: str = "Asia/Ho_Chi_Minh") -> Parsed:
+    """eSMS's inbound SMS (a customer texting the short code): ``sender`` (84...), ``content``,
+    ``serviceNumber``, ``keyword``, ``smsid`` (unique per SMS) and ``receiverTime`` (yyyyMMddHHmmss,
+    read in the business time zone)."""
+    parsed = Parsed()
+    phone, smsid = _phone(query.get("sender")), _str(query.get("smsid"))
+    if not phone or not smsid:
+        parsed.ignored += 1
+        return parsed
+    try:
+        at = datetime.strptime(query.get("receiverTime") or "", "%Y%m%d%H%M%S").replace(tzinfo=ZoneInfo(timezone))
+    except ValueError:
+        at = None
+    properties = {k: v for k, v in (("service_number", query.get("serviceNumber")),
+                                    ("keyword", query.get("keyword"))) if v}
+    parsed.replies.append(Reply("sms", phone, smsid, text=str(query.get("content") or ""), at=at, provider="esms",
+                                properties=properties))
     return parsed
 
 

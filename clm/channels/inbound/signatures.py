@@ -6,6 +6,7 @@ so nothing here parses before verifying, except Zalo, whose formula names two bo
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 
@@ -39,6 +40,19 @@ def zalo_ok(raw: bytes, header: str | None, oa_secret_key: str) -> bool:
     app_id, timestamp = str(body.get("app_id", "")), str(body.get("timestamp", ""))
     expected = hashlib.sha256(app_id.encode() + raw + timestamp.encode() + oa_secret_key.encode()).hexdigest()
     return hmac.compare_digest(expected, mac.lower())
+
+
+def esms_mo_ok(query: dict[str, str], cpid: str, private_key: str) -> bool:
+    """eSMS's inbound SMS (short code MO): ``sign = base64(MD5(cpid + smsid + content + receiverTime +
+    private key))`` over the decoded UTF-8 values; the docs' formula and their sample code disagree on
+    hex or base64 output, so both are accepted. The ``cpid`` must be ours."""
+    sign = (query.get("sign") or "").strip()
+    if not sign or not token_ok(query.get("cpid"), cpid):
+        return False
+    text = "".join(query.get(k) or "" for k in ("cpid", "smsid", "content", "receiverTime")) + private_key
+    digest = hashlib.md5(text.encode(), usedforsecurity=False).digest()
+    as_base64, as_hex = base64.b64encode(digest).decode(), digest.hex()
+    return hmac.compare_digest(as_base64, sign) | hmac.compare_digest(as_hex, sign.lower())
 
 
 def token_ok(given: str | None, expected: str) -> bool:

@@ -20,7 +20,8 @@ def outgoing():
     return make
 
 
-HOOKS = {"hooks_token": "hook-t0ken", "zalo_oa_secret_key": "oa-secret", "zalo_app_id": "2553928453557884079",
+HOOKS = {"hooks_token": "hook-t0ken", "esms_mo_cpid": "CP123", "esms_mo_private_key": "17417a0d20114d36",
+         "zalo_oa_secret_key": "oa-secret", "zalo_app_id": "2553928453557884079",
          "messenger_app_secret": "app-secret", "messenger_verify_token": "verify-me"}
 
 

@@ -168,6 +168,18 @@ class EsmsFake(FakeServer):
         return as_json(200, {"CodeResult": "100", "CountRegenerate": 0, "SMSID": f"sms-{len(self.requests)}"})
 
 
+def esms_mo_query(*, cpid: str, private_key: str, sender: str, content: str, smsid: str,
+                  receiver_time: str = "20260302093000", service_number: str = "8079", hex_sign: bool = False) -> dict:
+    """The query eSMS sends to a partner's receive_mo URL when a customer texts the short code
+    (eSMS's "Kết nối đầu số ngắn"): sign = base64(MD5(cpid + smsid + content + receiverTime + key)),
+    as the doc's sample code computes it (hex_sign: as its formula reads)."""
+    digest = hashlib.md5((cpid + smsid + content + receiver_time + private_key).encode("utf-8")).digest()
+    sign = digest.hex() if hex_sign else base64.b64encode(digest).decode()
+    return {"sender": sender, "content": content, "serviceNumber": service_number,
+            "keyword": content.split(" ", 1)[0] if content else "", "sign": sign, "cpid": cpid, "smsid": smsid,
+            "receiverTime": receiver_time}
+
+
 class SpeedSmsFake(FakeServer):
     """SpeedSMS POST /index.php/sms/send (PROVIDERS.md section 2)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,9 @@ import sqlalchemy as sa
 from clm.channels.models import Message, MessageEvent
 from clm.customers.models import Customer, Identity
 from clm.tracking.models import Event, EventDaily
+
+from .conftest import HOOKS
+from .fakes import esms_mo_query
 
 APP_ID = "2553928453557884079"
 
@@ -260,6 +264,55 @@ def test_an_esms_report_with_a_wrong_token_is_refused(client, db, sent):
     response = esms_callback(client, token="guess")
     assert response.status_code == 401 and response.json()["error"]["code"] == "bad_signature"
     assert status_of(db, message) == "sent"
+
+
+def esms_mo(client, **values):
+    query = esms_mo_query(cpid=HOOKS["esms_mo_cpid"], private_key=HOOKS["esms_mo_private_key"], **values)
+    return client.get("/hooks/esms-mo", params=query)
+
+
+def test_an_sms_texted_to_the_esms_short_code_lands_on_the_customers_timeline(client, db, sent):
+    customer = Customer(full_name="Phạm Thị Dung", phone="+84912345678")
+    db.add(customer)
+    db.flush()
+    answered = sent("sms", "sms-7", customer=customer, identity=("phone", "+84912345678"), minutes_ago=30)
+    db.commit()
+
+    response = esms_mo(client, sender="84912345678", content="HUY đơn DH-1042 giúp em", smsid="mo-1")
+
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/xml")
+    assert response.text == ("<ClientResponse><Message></Message><Smsid>mo-1</Smsid>"
+                             "<Receiver>84912345678</Receiver></ClientResponse>")
+    [event] = received(db)
+    assert event.customer_id == customer.id and event.message_id == "sms:esms:mo-1"
+    assert event.properties["text"] == "HUY đơn DH-1042 giúp em" and event.properties["provider"] == "esms"
+    assert (event.properties["service_number"], event.properties["keyword"]) == ("8079", "HUY")
+    assert event.timestamp.astimezone(UTC) == datetime(2026, 3, 2, 2, 30, tzinfo=UTC)  # 09:30 in Hà Nội
+    assert status_of(db, answered) == "replied"
+    again = esms_mo(client, sender="84912345678", content="HUY đơn DH-1042 giúp em", smsid="mo-1")
+    assert again.status_code == 200 and len(received(db)) == 1  # eSMS retries: stored once
+
+
+def test_an_esms_sms_from_a_number_clm_never_met_makes_a_customer_with_that_phone(client, db):
+    esms_mo(client, sender="84987654321", content="Shop còn size M không?", smsid="mo-2", hex_sign=True)
+    [event] = received(db)
+    identity = db.scalar(sa.select(Identity).where(Identity.kind == "phone", Identity.value == "+84987654321"))
+    assert identity is not None and identity.customer_id == event.customer_id
+
+
+@pytest.mark.parametrize("tamper", [{"content": "changed"}, {"cpid": "OTHER"}, {"sign": ""}, {"smsid": "mo-x"}])
+def test_an_esms_sms_with_a_sign_that_does_not_match_is_refused_and_stores_nothing(client, db, tamper):
+    query = esms_mo_query(cpid=HOOKS["esms_mo_cpid"], private_key=HOOKS["esms_mo_private_key"],
+                          sender="84912345678", content="HUY", smsid="mo-3")
+    response = client.get("/hooks/esms-mo", params=query | tamper)
+    assert response.status_code == 401 and response.json()["error"]["field"] == "sign"
+    assert received(db) == []
+
+
+def test_an_esms_sms_signed_with_another_key_is_refused(client, db):
+    query = esms_mo_query(cpid=HOOKS["esms_mo_cpid"], private_key="not-ours", sender="84912345678",
+                          content="HUY", smsid="mo-4")
+    assert client.get("/hooks/esms-mo", params=query).status_code == 401 and received(db) == []
 
 
 def test_speedsms_reports_and_incoming_sms(client, db, sent):
