@@ -158,7 +158,7 @@ class Pool:
         teams: dict[int, set[int]] = {}
         for team_id, user_id in session.execute(sa.select(TeamMember.team_id, TeamMember.user_id)):
             teams.setdefault(team_id, set()).add(user_id)
-        return cls(agents, names, load_counts(session), teams, routing_settings(session))
+        return cls(agents, names, load_counts(session, list(agents)) if agents else {}, teams, routing_settings(session))
 
     def available(self, user_id: int | None) -> bool:
         agent = self.agents.get(user_id) if user_id is not None else None
