@@ -23,14 +23,15 @@ MIN_PASSWORD_LENGTH = 10
 # model-fit pages; settings:read: see keys and users; settings:write: create and revoke keys, manage users;
 # jobs: the job queue's page (counts, dead jobs, retry and cancel); channels: templates, messages, broadcasts
 # and the channel settings page (which providers are set, test sends); journeys: the journeys' list, pages,
-# builder and state buttons.
+# builder and state buttons; loyalty: the program's reports, member lookup and pages (read); loyalty:manage:
+# its settings, rules, tiers, rewards and manual point adjustments.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read",
-                        "settings:write", "jobs", "channels", "journeys"}),
+                        "settings:write", "jobs", "channels", "journeys", "loyalty", "loyalty:manage"}),
     "manager": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read",
-                          "jobs", "channels", "journeys"}),
+                          "jobs", "channels", "journeys", "loyalty", "loyalty:manage"}),
     "marketer": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "channels",
-                           "journeys"}),
+                           "journeys", "loyalty"}),
     "sales": frozenset({"customers", "segments:read"}),
     "agent": frozenset({"customers"}),
 }

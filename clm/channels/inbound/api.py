@@ -1,5 +1,6 @@
 """The webhook endpoints providers call: /hooks/esms, /hooks/speedsms, /hooks/zalo, /hooks/messenger, and
-/hooks/email/feedback (abuse reports from mailbox providers' feedback loops, piped by the mail server).
+/hooks/email/feedback (abuse reports from mailbox providers' feedback loops, piped by the mail server),
+/hooks/email/bounces (delivery status notifications, piped the same way) and /hooks/esms-mo (two-way SMS).
 
 Thin: check the provider's signature (or the secret URL token) over the raw bytes, parse, record in
 one transaction, answer 200. A bad signature is a 401 JSON error and nothing is stored; a provider
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 
-from clm.channels.inbound import complaints, payloads, signatures
+from clm.channels.inbound import bounces, complaints, payloads, signatures
 from clm.channels.inbound.service import Outcome, Parsed, record
 from clm.web.errors import ApiError
 
@@ -113,6 +114,31 @@ async def email_feedback(request: Request, token: str):
             outcome = Outcome(ignored=ignored)
             for complaint in found:
                 changed = complaints.record_complaint(session, complaint)
+                if changed is None:
+                    outcome.unmatched += 1
+                elif changed:
+                    outcome.updated += 1
+            session.commit()
+            return outcome
+
+    return JSONResponse((await run_in_threadpool(work)).as_dict())
+
+
+@router.post("/email/bounces/{token}")
+async def email_bounce(request: Request, token: str):
+    """A delivery status notification (DSN, RFC 3464) as raw mail, piped by the shop's mail server."""
+    _check_token(request, token)
+    raw = await _raw(request)
+    try:
+        found, ignored = bounces.parse_dsn(raw)
+    except bounces.NotADsn as exc:
+        raise ApiError(400, "not_a_report", str(exc), field="body") from None
+
+    def work():
+        with request.app.state.session_factory() as session:
+            outcome = Outcome(ignored=ignored)
+            for bounce in found:
+                changed = bounces.record_bounce(session, bounce)
                 if changed is None:
                     outcome.unmatched += 1
                 elif changed:

@@ -42,6 +42,9 @@ def install(app: FastAPI, cache_ttl: float = 60.0, refresh_in_background: bool =
 
     for router in channel_pages.routers():  # /channels/...: broadcasts, templates, messages, providers
         app.include_router(router)
+    from clm.loyalty import pages as loyalty_pages
+
+    app.include_router(loyalty_pages.router)  # /loyalty: reports, member lookup and pages, the program's forms
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
