@@ -47,6 +47,7 @@ class Program(Base):
     tier_downgrade: Mapped[str] = mapped_column(sa.String(16))  # one_step | supported
     referrer_points: Mapped[int] = mapped_column(sa.Integer)
     referred_points: Mapped[int] = mapped_column(sa.Integer)
+    referral_url: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -322,3 +323,20 @@ class Referral(Base):
                                          .values(customer_id=winner)).rowcount or 0
             moved[loser] = count
         return moved
+
+
+class Audit(Base):
+    """What a staff member did to the program from the dashboard: settings, rules, tiers, rewards and manual
+    adjustments (who, what, on which record, the values given, when). Append-only."""
+
+    __tablename__ = "loyalty_audit"
+    __table_args__ = (sa.Index("ix_loyalty_audit_time", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    user_email: Mapped[str] = mapped_column(sa.String(255))  # kept when the user is deleted
+    action: Mapped[str] = mapped_column(sa.String(32))  # program tiers rule reward adjust
+    target: Mapped[str | None] = mapped_column(sa.String(64))  # customer:17, rule:3, reward:5
+    reason: Mapped[str | None] = mapped_column(sa.String(255))
+    details: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -43,6 +43,9 @@ class ProgramSettings(BaseModel):
     tier_downgrade: Literal["one_step", "supported"] = "one_step"
     referrer_points: int = Field(100, ge=0)
     referred_points: int = Field(50, ge=0)
+    referral_url: str = Field("", max_length=500, pattern=r"^(https?://\S*\{code\}\S*)?$",
+                              description="The shop's sign-up address with {code} where the referral code goes "
+                              "(https://shop.vn/dang-ky?ref={code}), shown on the member page; empty: the code alone.")
 
     @field_validator("currency")
     @classmethod

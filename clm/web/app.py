@@ -88,6 +88,9 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     from clm.sales.public import router as lead_form_router
 
     app.include_router(lead_form_router)  # /forms/lead: the embeddable lead form (no login; token, honeypot, rate limit)
+    from clm.loyalty.public import router as member_page_router
+
+    app.include_router(member_page_router)  # /m/...: a loyalty member's own page (no login; signed, expiring link)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

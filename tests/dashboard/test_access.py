@@ -75,6 +75,17 @@ ROUTES = [
     ("POST", "/journeys/{id}/pause", "journeys"),
     ("POST", "/journeys/{id}/resume", "journeys"),
     ("POST", "/journeys/{id}/archive", "journeys"),
+    ("GET", "/loyalty", "loyalty"),
+    ("GET", "/loyalty/members", "loyalty"),
+    ("GET", "/loyalty/members/{id}", "loyalty"),
+    ("GET", "/loyalty/program", "loyalty"),
+    ("POST", "/loyalty/members/{id}/adjust", "loyalty:manage"),
+    ("POST", "/loyalty/program", "loyalty:manage"),
+    ("POST", "/loyalty/tiers", "loyalty:manage"),
+    ("POST", "/loyalty/rules", "loyalty:manage"),
+    ("POST", "/loyalty/rules/{id}", "loyalty:manage"),
+    ("POST", "/loyalty/rewards", "loyalty:manage"),
+    ("POST", "/loyalty/rewards/{id}", "loyalty:manage"),
     ("GET", "/settings", "settings:read"),
     ("POST", "/settings/api-keys", "settings:write"),
     ("POST", "/settings/api-keys/{id}/revoke", "settings:write"),
@@ -114,6 +125,14 @@ BODIES = {
     "/journeys/{id}/edit": JOURNEY_FORM,
     "/journeys/builder": {**JOURNEY_FORM, "add.start": "wait"},
     "/journeys/playbook/install": {"key": "welcome"},
+    "/loyalty/members/{id}/adjust": {"points": "10", "reason": "Quà xin lỗi", "key": "access-1"},
+    "/loyalty/program": {"name": "Thân thiết", "active": "1"},
+    "/loyalty/tiers": {"count": "1", "tiers.0.key": "member", "tiers.0.name": "Thành viên", "tiers.0.threshold": "0",
+                       "tiers.0.earn_percent": "100"},
+    "/loyalty/rules": {"name": "Mới", "kind": "spend", "active": "1", "config": '{"points": 1, "per_amount": 10000}'},
+    "/loyalty/rules/{id}": {"name": "Cơ bản", "kind": "spend", "active": "1", "config": '{"points": 2}'},
+    "/loyalty/rewards": {"name": "Phiếu 50k", "kind": "voucher", "points": "50", "value": "50000", "active": "1"},
+    "/loyalty/rewards/{id}": {"name": "Phiếu 20k", "kind": "voucher", "points": "20", "value": "20000"},
 }
 
 
@@ -152,7 +171,22 @@ def target(db, shop):
     db.commit()
     return {"/customers/": customer.id, "/api-keys/": api_key.id, "/write-keys/": write_key.id, "/users/": staff.id,
             "/segments/": segment.id, "/jobs/": job.id, **channels_target(db, customer, segment),
-            "/journeys/": journeys_target(db)}
+            "/journeys/": journeys_target(db), **loyalty_target(db, customer)}
+
+
+def loyalty_target(db, customer) -> dict:
+    """A program with its default tiers, an earning rule and a reward, for the /loyalty pages."""
+    from clm.loyalty.program import ProgramSettings, save_program
+    from clm.loyalty.rewards import RewardIn, save_reward
+    from clm.loyalty.rules import RuleIn, create_rule
+    from clm.loyalty.tiers import DEFAULT_TIERS, TierIn, save_tiers
+
+    save_program(db, ProgramSettings())
+    save_tiers(db, [TierIn(**t) for t in DEFAULT_TIERS])
+    rule = create_rule(db, RuleIn(name="Cơ bản", kind="spend", config={"points": 1, "per_amount": 10_000}))
+    reward = save_reward(db, RewardIn(name="Phiếu 20k", kind="voucher", points=20, value=20_000))
+    db.commit()
+    return {"/members/": customer.id, "/rules/": rule.id, "/rewards/": reward.id}
 
 
 def journeys_target(db) -> int:
