@@ -192,44 +192,27 @@ def start_esms():
 
 
 def _cpu_of(pid: int) -> float:
-    from jobs_bench import _cpu_of as cpu
+    from queue_drain import cpu_of
 
-    return cpu(pid)
+    return cpu_of(pid)
 
 
 def drain(url: str, count: int, name: str, smtp_url: str, esms_url: str, mode: str = "batch") -> dict:
     """Run up to `count` send jobs as worker `name` (also the subprocess entry point). `batch`: the
     worker's registry (a claimed batch through send_many); `per-job`: each job on its own."""
-    from clm.channels.sending import send_handler
-    from clm.db.engine import make_engine, make_session_factory
-    from clm.jobs.registry import build_registry
-    from clm.jobs.runner import Registry, run_due
+    from queue_drain import drain_jobs
 
-    engine = make_engine(url, pool_size=2, max_overflow=0) if url.startswith("postgresql") else make_engine(url)
-    factory = make_session_factory(engine)
+    from clm.channels.sending import send_handler
+    from clm.jobs.registry import build_registry
+    from clm.jobs.runner import Registry
+
     settings = settings_for(url, smtp_url, esms_url)
     if mode == "batch":
         registry = build_registry(settings)
     else:
         registry = Registry()
         registry.register("channels.send", send_handler(settings))
-    backend = None
-    if url.startswith("postgresql"):
-        with engine.connect() as conn:
-            backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-    backend_cpu, own_cpu = _cpu_of(backend) if backend else 0.0, time.process_time()
-    done, started = 0, time.perf_counter()
-    while done < count:
-        ran = run_due(factory, registry, name, limit=min(100, count - done))
-        if not ran:
-            break
-        done += ran
-    elapsed = time.perf_counter() - started
-    out = {"jobs": done, "seconds": elapsed, "worker_cpu": time.process_time() - own_cpu}
-    if backend:
-        out["backend_cpu"] = _cpu_of(backend) - backend_cpu
-    engine.dispose()
-    return out
+    return drain_jobs(url, registry, name, count, pool_size=2)
 
 
 def _workers(url: str, count: int, n: int, smtp_url: str, esms_url: str, mode: str = "batch") -> dict:

@@ -91,40 +91,17 @@ def _enqueue(engine: sa.Engine, total: int) -> float:
 
 
 def _cpu_of(pid: int) -> float:
-    """CPU seconds (user + system) a process has used, from /proc (0.0 where /proc is not readable)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
+    from queue_drain import cpu_of
+
+    return cpu_of(pid)
 
 
 def drain(url: str, count: int, name: str, mode: str = "batch") -> dict:
     """Run `count` due jobs as worker `name`; its jobs per second and CPU seconds (its own and its
     PostgreSQL backend's). Also the subprocess entry point."""
-    from clm.db.engine import make_engine, make_session_factory
-    from clm.jobs.runner import run_due
+    from queue_drain import drain_jobs
 
-    engine = make_engine(url, pool_size=1, max_overflow=0) if url.startswith("postgresql") else make_engine(url)
-    factory = make_session_factory(engine)
-    registry = _registry(batch=mode == "batch")
-    backend = None
-    if url.startswith("postgresql"):
-        with engine.connect() as conn:
-            backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-    backend_cpu, own_cpu = _cpu_of(backend) if backend else 0.0, time.process_time()
-    done, started = 0, time.perf_counter()
-    while done < count:
-        ran = run_due(factory, registry, name, limit=min(100, count - done))
-        if not ran:
-            break
-        done += ran
-    elapsed = time.perf_counter() - started
-    out = {"jobs": done, "seconds": elapsed, "worker_cpu": time.process_time() - own_cpu}
-    if backend:
-        out["backend_cpu"] = _cpu_of(backend) - backend_cpu
-    engine.dispose()
-    return out
+    return drain_jobs(url, _registry(batch=mode == "batch"), name, count, pool_size=1)
 
 
 def _two_workers(url: str, count: int, mode: str) -> dict:
