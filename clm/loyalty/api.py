@@ -25,6 +25,7 @@ from clm.lib.clock import utcnow
 from clm.lib.errors import FieldError
 from clm.loyalty import ledger, referrals, rewards, rules, tiers
 from clm.loyalty.ledger import LedgerError
+from clm.loyalty.messages import install_templates
 from clm.loyalty.program import ProgramSettings, require_program, save_program, settings_of
 from clm.loyalty.tiers import TierIn
 from clm.web.api_docs import Id, error_responses
@@ -78,11 +79,13 @@ def program_get(session: Session = Depends(get_session)) -> ProgramSettings:
 @router.put("/program", response_model=ProgramSettings, summary="Set up or change the program",
             dependencies=[Depends(manage)], responses=_errors(422))
 def program_put(body: ProgramSettings, session: Session = Depends(get_session)) -> ProgramSettings:
-    """Lots already earned keep the expiry they were given; new settings apply to what happens next."""
+    """Lots already earned keep the expiry they were given; new settings apply to what happens next. The first
+    call also installs the default tiers and the message templates (points earned, expiring, tier up)."""
     with _writing(session):
         program = save_program(session, body)
         if not tiers.ladder(session):
             tiers.save_tiers(session, [TierIn(**t) for t in tiers.DEFAULT_TIERS])
+        install_templates(session)
     return settings_of(program)
 
 

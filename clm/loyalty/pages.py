@@ -29,6 +29,7 @@ from clm.lib.errors import FieldError, NotFound, dotted
 from clm.loyalty import links, reports, rewards, rules, staff, tiers
 from clm.loyalty.ledger import LedgerError
 from clm.loyalty.member_view import member_view
+from clm.loyalty.messages import install_templates
 from clm.loyalty.models import Member
 from clm.loyalty.program import ProgramSettings, get_program, save_program, settings_of
 from clm.web import i18n
@@ -239,6 +240,7 @@ def program_save(request: Request, data: dict = Depends(form_data), user=Depends
         save_program(db, body)
         if not tiers.ladder(db):
             tiers.save_tiers(db, [tiers.TierIn(**t) for t in tiers.DEFAULT_TIERS])
+        install_templates(db)
         staff.record(db, user, "program", details=body.model_dump(mode="json"), now=_now(request))
         db.commit()
     except (ValidationError, FieldError) as exc:

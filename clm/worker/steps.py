@@ -91,8 +91,9 @@ def sales_steps(settings) -> list[Step]:
 
 
 def loyalty_steps(settings) -> list[Step]:
-    """Points from orders, refunds and events; the sweep releases, expires, reviews tiers, rewards referrals."""
-    from clm.loyalty import consumers
+    """Points from orders, refunds and events; the sweep releases, expires, reviews tiers, rewards referrals;
+    messages for points earned, tiers reached and points expiring within 30 days."""
+    from clm.loyalty import consumers, messages
 
     def commit_chunk(session: Session) -> None:
         from clm.db.engine import for_writing
@@ -104,6 +105,8 @@ def loyalty_steps(settings) -> list[Step]:
         Step("loyalty.outbox", consumers.OutboxConsumer()),
         Step("loyalty.events", consumers.EventsConsumer()),
         Step("loyalty.sweep", consumers.sweep_step(commit_chunk), every=timedelta(minutes=15)),
+        Step("loyalty.messages", messages.AnnounceConsumer(settings)),
+        Step("loyalty.expiring", messages.expiring_step(settings), every=timedelta(hours=1)),
     ]
 
 
