@@ -25,14 +25,16 @@ MIN_PASSWORD_LENGTH = 10
 # and the channel settings page (which providers are set, test sends); journeys: the journeys' list, pages,
 # builder and state buttons; loyalty: the program's reports, member lookup and pages (read); loyalty:manage:
 # its settings, rules, tiers, rewards and manual point adjustments.
+# sales: the pipeline board, leads, forecast (a sales rep's work); sales:manage: lead forms and assignment rules.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read",
-                        "settings:write", "jobs", "channels", "journeys", "loyalty", "loyalty:manage"}),
+                        "settings:write", "jobs", "channels", "journeys", "loyalty", "loyalty:manage", "sales",
+                        "sales:manage"}),
     "manager": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read",
-                          "jobs", "channels", "journeys", "loyalty", "loyalty:manage"}),
+                          "jobs", "channels", "journeys", "sales", "sales:manage", "loyalty", "loyalty:manage"}),
     "marketer": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "channels",
                            "journeys", "loyalty"}),
-    "sales": frozenset({"customers", "segments:read"}),
+    "sales": frozenset({"customers", "segments:read", "sales"}),
     "agent": frozenset({"customers"}),
 }
 

@@ -342,11 +342,21 @@ def update_lead(session: Session, lead_id: int, changes: LeadUpdate, now: dateti
 def list_leads(session: Session, *, status: str | None = None, owner_id: int | None = None,
                source: str | None = None, campaign: str | None = None, classification: str | None = None,
                priority: str | None = None, customer_id: int | None = None, open_only: bool = False,
-               order: str = "newest", after: str | None = None, limit: int = 50) -> tuple[list[Lead], str | None]:
-    """Leads matching every filter, newest first (`order="score"`: best score first), and the next cursor."""
+               q: str | None = None, order: str = "newest", after: str | None = None,
+               limit: int = 50) -> tuple[list[Lead], str | None]:
+    """Leads matching every filter, newest first (`order="score"`: best score first), and the next cursor.
+    `q` searches the lead's code and its customer's name, email and phone, ignoring diacritics and case."""
     from clm.lib import cursor
+    from clm.lib.text import search_terms
 
     query = sa.select(Lead)
+    terms = search_terms(q or "")
+    if terms:
+        query = query.join(Customer, Customer.id == Lead.customer_id)
+        for term in terms:
+            escaped = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(sa.or_(Customer.search_text.like(escaped, escape="\\"),
+                                       sa.func.lower(Lead.code).like(escaped, escape="\\")))
     for column, value in ((Lead.status, status), (Lead.owner_id, owner_id), (Lead.source, source),
                           (Lead.campaign, campaign), (Lead.classification, classification),
                           (Lead.priority, priority), (Lead.customer_id, customer_id)):

@@ -56,6 +56,8 @@ def _page(request: Request, status: int = 200, **context: Any) -> HTMLResponse:
     nonce = secrets.token_urlsafe(16)
     context.setdefault("values", {})
     context.setdefault("error", None)
+    context.setdefault("saved", None)
+    context.setdefault("closed", False)
     html = _env.get_template("sales/lead_form.html").render(t=i18n.translator(locale), locale=locale, nonce=nonce,
                                                              **context)
     # Meant to be framed by the shop's own site: any ancestor may frame it, it posts only here.
@@ -65,18 +67,33 @@ def _page(request: Request, status: int = 200, **context: Any) -> HTMLResponse:
         "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
+def _saved(request: Request, key: str) -> dict[str, Any] | None:
+    """The saved form called `key` (title, fields, campaign, owner, thank-you text), if the shop made one."""
+    from clm.sales.lead_forms import form_by_key
+
+    with request.app.state.session_factory() as session:
+        saved = form_by_key(session, key)
+        if saved is None:
+            return None
+        return {"title": saved.title, "fields": list(saved.fields), "campaign": saved.campaign,
+                "owner_id": saved.owner_id, "thank_you": saved.thank_you, "active": saved.active}
+
+
 @router.get("/lead")
 def form_page(request: Request) -> HTMLResponse:
     """The form, with the UTM parameters and the visitor's anonymous id of the framing page passed on."""
     query = request.query_params
     form = _form_name(query.get("form"))
+    saved = _saved(request, form)
+    if saved is not None and not saved["active"]:
+        return _page(request, 404, sent=False, closed=True, saved=saved)
     hidden = {f"utm_{k}": query[f"utm_{k}"][:255] for k in UTM_KEYS if query.get(f"utm_{k}")}
     for key in ("anonymous_id", "page_url"):
         if query.get(key):
             hidden[key] = query[key][:2000]
     action = "/forms/lead" + ("?" + urlencode({"lang": query["lang"]}) if query.get("lang") in i18n.LOCALES else "")
     return _page(request, token=lead_form.issue_token(_key(request), form, utcnow()), form=form, hidden=hidden,
-                 action=action, sent=False)
+                 action=action, sent=False, saved=saved)
 
 
 @router.get("/lead/token")
@@ -123,12 +140,18 @@ async def form_post(request: Request) -> Response:
                             status_code=429, headers={"Retry-After": str(int(retry) + 1), **cors})
     data, wants_json = await _read(request)
     form = _form_name(data.get("form"))
+    saved = await run_in_threadpool(_saved, request, form)
 
     def work() -> None:
+        if saved is not None and not saved["active"]:
+            raise FieldError("form", "this form is closed")
         lead_form.check_token(_key(request), data.get("token"), form, utcnow(),
                               min_seconds=settings.lead_form_min_seconds,
                               max_seconds=settings.lead_form_max_hours * 3600)
         submission = lead_form.read_submission(data)
+        if saved is not None:  # the form's own campaign and owner, unless the visit brought a campaign
+            submission.campaign = submission.campaign or submission.utm.get("campaign") or saved["campaign"]
+            submission.owner_id = submission.owner_id or saved["owner_id"]
         with request.app.state.session_factory() as session:
             for_writing(session)
             capture_lead(session, submission, region=settings.default_region)
@@ -143,8 +166,8 @@ async def form_post(request: Request) -> Response:
         hidden = {k: v for k, v in data.items() if (k.startswith("utm_") or k in ("anonymous_id", "page_url"))
                   and isinstance(v, str)}
         return _page(request, 422, token=lead_form.issue_token(_key(request), form, utcnow()), form=form,
-                     hidden=hidden, action=str(request.url.path), sent=False, error=_error_key(exc),
-                     values={k: data.get(k, "") for k in ("name", "phone", "email", "message")})
+                     hidden=hidden, action=str(request.url.path), sent=False, error=_error_key(exc), saved=saved,
+                     values={k: data.get(k, "") for k in ("name", "phone", "email", "city", "message")})
     if wants_json:
         return JSONResponse({"ok": True}, status_code=201, headers=cors)
-    return _page(request, 201, sent=True)
+    return _page(request, 201, sent=True, saved=saved)

@@ -86,6 +86,24 @@ ROUTES = [
     ("POST", "/loyalty/rules/{id}", "loyalty:manage"),
     ("POST", "/loyalty/rewards", "loyalty:manage"),
     ("POST", "/loyalty/rewards/{id}", "loyalty:manage"),
+    ("GET", "/sales", "sales"),
+    ("GET", "/sales/board", "sales"),
+    ("POST", "/sales/opportunities/{id}/stage", "sales"),
+    ("POST", "/sales/notifications/read", "sales"),
+    ("GET", "/sales/leads", "sales"),
+    ("GET", "/sales/leads/{id}", "sales"),
+    ("POST", "/sales/leads/{id}", "sales"),
+    ("POST", "/sales/leads/{id}/activities", "sales"),
+    ("POST", "/sales/leads/{id}/convert", "sales"),
+    ("GET", "/sales/forecast", "sales"),
+    ("GET", "/sales/forms", "sales:manage"),
+    ("GET", "/sales/forms/new", "sales:manage"),
+    ("POST", "/sales/forms/new", "sales:manage"),
+    ("GET", "/sales/forms/{id}", "sales:manage"),
+    ("POST", "/sales/forms/{id}", "sales:manage"),
+    ("GET", "/sales/assignment", "sales:manage"),
+    ("POST", "/sales/assignment/new", "sales:manage"),
+    ("POST", "/sales/assignment/{id}/delete", "sales:manage"),
     ("GET", "/settings", "settings:read"),
     ("POST", "/settings/api-keys", "settings:write"),
     ("POST", "/settings/api-keys/{id}/revoke", "settings:write"),
@@ -125,6 +143,12 @@ BODIES = {
     "/journeys/{id}/edit": JOURNEY_FORM,
     "/journeys/builder": {**JOURNEY_FORM, "add.start": "wait"},
     "/journeys/playbook/install": {"key": "welcome"},
+    "/sales/opportunities/{id}/stage": {"stage": "proposal"},
+    "/sales/leads/{id}": {"priority": "high"},
+    "/sales/leads/{id}/activities": {"kind": "note", "subject": "Ghi chú"},
+    "/sales/forms/new": {"key": "acc-form", "title": "Báo giá", "fields": "phone"},
+    "/sales/forms/{id}": {"key": "acc-sofa", "title": "Báo giá sofa", "fields": "phone"},
+    "/sales/assignment/new": lambda target: {"name": "Cả đội", "user_ids": str(target["/users/"])},
     "/loyalty/members/{id}/adjust": {"points": "10", "reason": "Quà xin lỗi", "key": "access-1"},
     "/loyalty/program": {"name": "Thân thiết", "active": "1"},
     "/loyalty/tiers": {"count": "1", "tiers.0.key": "member", "tiers.0.name": "Thành viên", "tiers.0.threshold": "0",
@@ -171,7 +195,7 @@ def target(db, shop):
     db.commit()
     return {"/customers/": customer.id, "/api-keys/": api_key.id, "/write-keys/": write_key.id, "/users/": staff.id,
             "/segments/": segment.id, "/jobs/": job.id, **channels_target(db, customer, segment),
-            "/journeys/": journeys_target(db), **loyalty_target(db, customer)}
+            "/journeys/": journeys_target(db), **sales_target(db, staff.id), **loyalty_target(db, customer)}
 
 
 def loyalty_target(db, customer) -> dict:
@@ -187,6 +211,23 @@ def loyalty_target(db, customer) -> dict:
     reward = save_reward(db, RewardIn(name="Phiếu 20k", kind="voucher", points=20, value=20_000))
     db.commit()
     return {"/members/": customer.id, "/rules/": rule.id, "/rewards/": reward.id}
+
+
+def sales_target(db, staff_id: int) -> dict:
+    """A lead, an open deal, a lead form and an assignment rule for the /sales pages."""
+    from clm.sales.assignment import RuleIn, save_rule
+    from clm.sales.lead_forms import FormIn, save_form
+    from clm.sales.leads import LeadIn, capture_lead
+    from clm.sales.opportunities import DealIn, convert_lead
+
+    lead = capture_lead(db, LeadIn(phone="0909000111", name="Khách tiềm năng"), score=False).lead
+    other = capture_lead(db, LeadIn(phone="0909000222", name="Khách có cơ hội"), score=False).lead
+    deal = convert_lead(db, other.id, DealIn(value=1_000_000))
+    form = save_form(db, FormIn(key="acc-sofa", title="Báo giá sofa"))
+    rule = save_rule(db, RuleIn(name="Cả đội", user_ids=[staff_id]))
+    db.commit()
+    return {"/sales/leads/": lead.id, "/sales/opportunities/": deal.id, "/sales/forms/": form.id,
+            "/sales/assignment/": rule.id}
 
 
 def journeys_target(db) -> int:

@@ -25,3 +25,7 @@ def seller(db) -> User:
 
 
 __all__ = ["T0"]
+
+
+# The dashboard's personas (a logged-in browser per role) for the sales pages' tests.
+from tests.dashboard.conftest import as_role, browser, cheap_hashing, user_factory  # noqa: E402, F401

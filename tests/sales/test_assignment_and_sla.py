@@ -7,7 +7,9 @@ from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from clm.access.models import User
 from clm.jobs.models import Job

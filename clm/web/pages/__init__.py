@@ -42,6 +42,10 @@ def install(app: FastAPI, cache_ttl: float = 60.0, refresh_in_background: bool =
 
     for router in channel_pages.routers():  # /channels/...: broadcasts, templates, messages, providers
         app.include_router(router)
+    from clm.sales import pages as sales_pages
+
+    for router in sales_pages.routers():  # /sales/...: pipeline board, leads, forecast, lead forms, assignment rules
+        app.include_router(router)
     from clm.loyalty import pages as loyalty_pages
 
     app.include_router(loyalty_pages.router)  # /loyalty: reports, member lookup and pages, the program's forms

@@ -1,0 +1,14 @@
+"""The sales team's dashboard: the pipeline board, leads, lead forms, assignment rules and the forecast.
+
+Permission `sales` (admin, manager, sales) for the work, `sales:manage` (admin, manager) for forms and rules.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+
+def routers() -> list[APIRouter]:
+    from clm.sales.pages import board, forecast, forms, leads
+
+    return [board.router, leads.router, forms.router, forecast.router]
