@@ -35,9 +35,9 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        sa.Index("ix_messages_customer_time", "customer_id", "created_at"),
         sa.Index("ix_messages_status_time", "status", "created_at"),
-        # The frequency cap reads a customer's recent marketing sends.
+        # The frequency cap reads a customer's recent marketing sends; every other look-up by customer
+        # (their latest messages, what is still queued for them) uses its leading column too.
         sa.Index("ix_messages_cap", "customer_id", "purpose", "sent_at"),
     )
 
