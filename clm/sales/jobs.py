@@ -14,6 +14,7 @@ from clm.lib.errors import FieldError
 log = logging.getLogger("clm.sales")
 FACEBOOK_LEAD = "sales.facebook_lead"
 TASK_REMINDER = "tasks.remind"
+ZALO_LEAD = "sales.zalo_lead"  # queued by /hooks/zalo (clm.channels.inbound.api) for user_submit_info
 
 
 def facebook_client(settings):
@@ -69,6 +70,27 @@ def task_reminder_handler(session: Session, job: Claimed) -> None:
                link, now)
 
 
+def zalo_lead_handler(settings):
+    """A `user_submit_info` event that reached the messaging webhook (/hooks/zalo): capture its lead as
+    /hooks/leads/zalo would. Bad contact details will not improve: the job is given up with the reason."""
+    from clm.sales.leads import capture_lead
+    from clm.sales.providers.zalo import submitted_lead
+
+    def handle(session: Session, job: Claimed) -> None:
+        try:
+            lead = submitted_lead(job.args.get("event") or {})
+        except ValueError as exc:
+            raise JobError(f"the Zalo event is malformed: {str(exc).splitlines()[0]}", permanent=True) from None
+        if lead is None:
+            return
+        try:
+            capture_lead(session, lead, region=settings.default_region)
+        except FieldError as exc:
+            raise JobError(f"the lead was refused: {exc}", permanent=True) from None
+
+    return handle
+
+
 def first_contact_handler(session: Session, job: Claimed) -> None:
     from clm.sales.sla import check_first_contact
 
@@ -81,3 +103,4 @@ def register(registry: Registry, settings) -> None:
     registry.register(FACEBOOK_LEAD, facebook_lead_handler(settings))
     registry.register(TASK_REMINDER, task_reminder_handler, batchable=True)
     registry.register(FIRST_CONTACT, first_contact_handler, batchable=True)
+    registry.register(ZALO_LEAD, zalo_lead_handler(settings))

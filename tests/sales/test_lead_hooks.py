@@ -185,3 +185,26 @@ def test_a_zalo_submission_with_a_bad_phone_is_refused_naming_the_field(client, 
     raw = zalo_body(phone="12345")
     r = client.post("/hooks/leads/zalo", content=raw, headers=zalo_signed(raw))
     assert r.status_code == 422 and r.json()["error"]["field"] == "phone" and leads(db) == []
+
+
+def test_a_user_submit_info_sent_to_the_messaging_webhook_is_forwarded_as_a_lead_once(client, db, session_factory,
+                                                                                      settings):
+    raw = zalo_body(timestamp="1740819700000")
+    first = client.post("/hooks/zalo", content=raw, headers=zalo_signed(raw))
+    again = client.post("/hooks/zalo", content=raw, headers=zalo_signed(raw))
+    assert first.status_code == again.status_code == 200 and first.json()["forwarded"] == "lead"
+    assert db.scalar(sa.select(sa.func.count()).select_from(Job).where(Job.kind == "sales.zalo_lead")) == 1
+    assert run_jobs(session_factory, settings) == 1
+    db.expire_all()
+    [lead] = leads(db)
+    assert lead.source == "zalo" and lead.external_id == "2468013579:1740819700000"
+    assert db.get(Customer, lead.customer_id).phone == "+84912777888"
+
+
+def test_a_forwarded_submission_with_a_bad_phone_is_given_up_with_the_reason(client, db, session_factory, settings):
+    raw = zalo_body(phone="12345", timestamp="1740819800000")
+    assert client.post("/hooks/zalo", content=raw, headers=zalo_signed(raw)).status_code == 200
+    run_jobs(session_factory, settings)
+    db.expire_all()
+    job = db.scalar(sa.select(Job).where(Job.kind == "sales.zalo_lead"))
+    assert job.state == "dead" and "phone" in job.errors[-1]["error"] and leads(db) == []

@@ -160,7 +160,33 @@ async def zalo_event(request: Request):
     app_id = request.app.state.settings.zalo_app_id
     if app_id and str(body.get("app_id")) != app_id:
         raise ApiError(403, "wrong_app", "the event is for another Zalo app", field="app_id")
+    if body.get("event_name") == ZALO_SUBMIT_INFO:
+        return await _forward_submit_info(request, body)
     return await _record(request, payloads.zalo(body))
+
+
+ZALO_SUBMIT_INFO = "user_submit_info"
+ZALO_LEAD_JOB = "sales.zalo_lead"  # run by clm.sales.jobs; named here, not imported (one-way dependencies)
+
+
+async def _forward_submit_info(request: Request, body: dict) -> JSONResponse:
+    """Zalo allows one webhook URL per app: a follower's shared contact details (the OA's request-information
+    form) arrive here with the messages and are queued for the sales team as a lead (docs/sales.md). Stored
+    before the answer; a repeated delivery queues nothing twice (unique per follower and timestamp)."""
+    from clm.db.engine import for_writing
+    from clm.jobs.queue import enqueue
+
+    sender = body.get("sender") if isinstance(body.get("sender"), dict) else {}
+    key = f"{ZALO_LEAD_JOB}:{str(sender.get('id') or body.get('user_id_by_app') or '')[:64]}:{str(body.get('timestamp'))[:20]}"
+
+    def work() -> None:
+        with request.app.state.session_factory() as session:
+            for_writing(session)
+            enqueue(session, ZALO_LEAD_JOB, {"event": body}, unique_key=key, max_attempts=5)
+            session.commit()
+
+    await run_in_threadpool(work)
+    return JSONResponse({"ok": True, "forwarded": "lead"})
 
 
 @router.get("/messenger")
