@@ -19,7 +19,8 @@ from clm.lib.clock import utcnow
 
 SCOPES = ("customers:read", "customers:write", "events:read", "orders:read", "products:read", "segments:read",
           "segments:write", "journeys:read", "journeys:write", "loyalty:read", "loyalty:write", "loyalty:manage",
-          "broadcasts:read", "broadcasts:write", "sales:read", "sales:write", "sales:manage", "admin")
+          "broadcasts:read", "broadcasts:write", "sales:read", "sales:write", "sales:manage", "service:read",
+          "service:write", "service:manage", "admin")
 READ_ALL = ["customers:read", "events:read", "orders:read", "products:read"]
 
 

@@ -43,6 +43,9 @@ def demo(
     journey_days: int = typer.Option(None, "--journey-days", min=0, max=365,
                                      help="Run the lifecycle playbook over the last N days of the history (default: "
                                      f"{JOURNEY_DAYS}, or 0 above {JOURNEY_CUSTOMERS:,} customers and for cdnow)."),
+    loyalty_months: int = typer.Option(4, "--loyalty-months", min=0, max=36,
+                                       help="Run the loyalty program over the last N months of the history "
+                                       "(0: no program; generated shop only)."),
 ) -> None:
     """Build a demo business in a fresh SQLite file through the real ingestion path, then serve it."""
     from clm.config import get_settings
@@ -114,6 +117,13 @@ def demo(
         from clm.channels.demo import install_for_demo as install_messaging
 
         out.print(f"channels: {install_messaging(session_factory, settings)}")
+    if loyalty_months and dataset is Dataset.generated:
+        with err.status(f"loyalty: running the program over the last {loyalty_months} months"):
+            from clm.loyalty.demo import install_for_demo as install_loyalty
+
+            shop = install_loyalty(session_factory, spec.now, seed, loyalty_months)
+        out.print(f"loyalty: {shop.members:,} members, {shop.orders:,} orders earned points, {shop.redemptions:,} "
+                  f"vouchers redeemed, {shop.refunds:,} refunds reversed, in {shop.seconds:.0f} s", soft_wrap=True)
     login = build.create_login(session_factory, password)
     engine.dispose()
     url = f"http://{host or settings.host}:{port or settings.port}"

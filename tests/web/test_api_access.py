@@ -15,6 +15,7 @@ from tests.channels import access_target as broadcasts
 from tests.journeys import access_target as journeys
 from tests.loyalty import access_target as loyalty
 from tests.sales import access_target as sales
+from tests.service import access_target as service
 
 ENDPOINTS = [
     ("GET", "/api/v1/customers", "customers:read"),
@@ -49,6 +50,7 @@ ENDPOINTS = [
     *journeys.ENDPOINTS,
     *broadcasts.ENDPOINTS,
     *sales.ENDPOINTS,
+    *service.ENDPOINTS,
 ]
 BODIES = {
     ("POST", "/api/v1/customers"): {"email": "new@example.vn"},
@@ -64,6 +66,7 @@ BODIES = {
     **journeys.BODIES,
     **broadcasts.BODIES,
     **sales.BODIES,
+    **service.BODIES,
 }
 ids = pytest.mark.parametrize("method,path,scope", ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
 
@@ -83,7 +86,7 @@ def target(shop):
     return {"/customers/": customer.id, "/orders/": order.id, "/products/": product_id, "/segments/": segment.id,
             **loyalty.loyalty_target(shop, customer), **journeys.journeys_target(shop),
             **broadcasts.broadcasts_target(shop, customer),
-            **sales.sales_target(shop, customer)}
+            **sales.sales_target(shop, customer), **service.service_target(shop, customer)}
 
 
 def call(client, method, template, target, headers):
