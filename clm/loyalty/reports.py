@@ -125,7 +125,7 @@ def revenue_split(session: Session, program: Program, now: datetime, months: int
     starts = month_starts(now, program.timezone, months - 1, 1)
     o, m = Order.__table__, Member.__table__
     bucket = _bucket(o.c.placed_at, starts).label("bucket")
-    member = sa.case((m.c.created_at <= o.c.placed_at, 1), else_=0).label("member")
+    member = sa.case((m.c.created_at < o.c.placed_at, 1), else_=0).label("member")
     query = (sa.select(bucket, member, sa.func.sum(o.c.total - sa.func.coalesce(o.c.refunded, 0)))
              .select_from(o.outerjoin(m, m.c.customer_id == o.c.customer_id))
              .where(o.c.status != "cancelled", o.c.placed_at >= starts[0], o.c.placed_at < starts[-1])
