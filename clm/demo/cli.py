@@ -43,7 +43,7 @@ def demo(
     journey_days: int = typer.Option(None, "--journey-days", min=0, max=365,
                                      help="Run the lifecycle playbook over the last N days of the history (default: "
                                      f"{JOURNEY_DAYS}, or 0 above {JOURNEY_CUSTOMERS:,} customers and for cdnow)."),
-    loyalty_months: int = typer.Option(4, "--loyalty-months", min=0, max=36,
+    loyalty_months: int = typer.Option(3, "--loyalty-months", min=0, max=36,
                                        help="Run the loyalty program over the last N months of the history "
                                        "(0: no program; generated shop only)."),
 ) -> None:
