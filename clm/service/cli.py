@@ -1,0 +1,101 @@
+"""`clm service ...`: the desk from a terminal: agents and their availability, the queue, tickets, SLA."""
+
+from __future__ import annotations
+
+import typer
+
+service_app = typer.Typer(help="The service desk: agents, the unassigned queue, tickets and their SLA clocks.",
+                          no_args_is_help=True)
+
+
+def _session():
+    from clm.config import get_settings
+    from clm.db.engine import for_writing, make_engine, make_session_factory
+    from clm.db.migrate import upgrade
+
+    engine = make_engine(get_settings().database_url)
+    upgrade(engine)
+    return for_writing(make_session_factory(engine)())
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@service_app.command()
+def agents() -> None:
+    """List agents: availability, open tickets of capacity, teams."""
+    from clm.service.agents import list_agents
+
+    with _session() as session:
+        rows = list_agents(session)
+    if not rows:
+        typer.echo("no agents yet: make one with `clm service agent USER_ID --online`")
+    for a in rows:
+        typer.echo(f"{a.user_id}\t{a.name}\t{a.availability}\t{a.load}/{a.capacity}\tteams {a.teams or '-'}")
+
+
+@service_app.command()
+def agent(
+    user_id: int = typer.Argument(..., help="The staff user's id (clm users list)."),
+    availability: str = typer.Option(None, "--availability", "-a", help="online, busy or offline."),
+    capacity: int = typer.Option(None, "--capacity", "-c", help="Open tickets the agent may hold at once."),
+) -> None:
+    """Make a staff user an agent or change their availability and capacity (going online drains the queue)."""
+    from pydantic import ValidationError
+
+    from clm.lib.errors import FieldError
+    from clm.service.agents import AgentIn, save_agent
+
+    try:
+        data = AgentIn(availability=availability, capacity=capacity)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        _fail(f"{'.'.join(map(str, err['loc']))}: {err['msg']}")
+    with _session() as session:
+        try:
+            row = save_agent(session, user_id, data)
+        except FieldError as exc:
+            _fail(str(exc))
+        session.commit()
+        typer.echo(f"agent {row.user_id}: {row.availability}, capacity {row.capacity}")
+
+
+@service_app.command()
+def queue(
+    drain_now: bool = typer.Option(False, "--drain", help="Assign queued tickets to agents with room first."),
+    limit: int = typer.Option(20, "--limit", min=1, max=500),
+) -> None:
+    """The unassigned queue in the order it is served: VIPs first (when set), priority, oldest."""
+    from clm.service.routing import drain
+    from clm.service.tickets import list_tickets
+
+    with _session() as session:
+        if drain_now:
+            typer.echo(f"{drain(session)} tickets assigned")
+            session.commit()
+        for t in list_tickets(session, view="unassigned", limit=limit):
+            typer.echo(f"{t.number}\t{t.priority}\t{t.created_at:%Y-%m-%d %H:%M}\t{t.subject}\t{t.assignment_reason or ''}")
+
+
+@service_app.command()
+def ticket(key: str = typer.Argument(..., help="A ticket's id or number (TK-000123).")) -> None:
+    """A ticket: status, assignee and why, SLA clocks with their explanation, its audit."""
+    from clm.lib.errors import NotFound
+    from clm.service.tickets import find_ticket, ticket_detail
+
+    with _session() as session:
+        try:
+            t = find_ticket(session, key)
+        except NotFound as exc:
+            _fail(str(exc))
+        detail = ticket_detail(session, t)
+        typer.echo(f"{t.number} [{t.status}, {t.priority}] {t.subject}")
+        typer.echo(f"customer {t.customer_id}, channel {t.channel}, assignee {t.assignee_id or '-'}: "
+                   f"{t.assignment_reason or ''}")
+        for timer in detail["timers"]:
+            typer.echo(f"  SLA {timer.state}: {timer.explanation.get('text', '')}")
+        for c in detail["changes"]:
+            who = c.user_id or c.actor
+            typer.echo(f"  {c.at:%Y-%m-%d %H:%M} {who} {c.field}: {c.old} -> {c.new} {c.reason or ''}".rstrip())
