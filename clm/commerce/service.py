@@ -9,14 +9,21 @@ from sqlalchemy.orm import Session
 
 from clm.commerce.events import OrderData, ProductData, RefundData
 from clm.commerce.models import Order, OrderItem, Product
+from clm.db.idlist import list_value, one_of
 from clm.db.upsert import insert_for
 from clm.lib.clock import utcnow
 from clm.outbox.service import emit, emit_many
 
 _orders = Order.__table__
+_products = Product.__table__
 
 
 _FIELDS = ("name", "category", "brand", "price", "url", "image_url")
+# Ingestion reads these for every request: fixed statements with the keys bound as one parameter.
+_KNOWN_PRODUCTS = {d: sa.select(_products.c.sku, _products.c.id, *(_products.c[f] for f in _FIELDS))
+                   .where(one_of(_products.c.sku, "skus", d, sa.String)) for d in ("sqlite", "postgresql")}
+_KNOWN_ORDERS = {d: sa.select(_orders.c.external_id).where(one_of(_orders.c.external_id, "ids", d, sa.String))
+                 for d in ("sqlite", "postgresql")}
 
 
 def upsert_products(session: Session, products: list[ProductData]) -> dict[str, int]:
@@ -29,9 +36,8 @@ def upsert_products(session: Session, products: list[ProductData]) -> dict[str, 
         return {}
     latest: dict[str, ProductData] = {p.sku: p for p in products}
     table = Product.__table__
-    known = {row.sku: row for row in session.execute(
-        sa.select(table.c.sku, table.c.id, *(table.c[f] for f in _FIELDS)).where(table.c.sku.in_(list(latest)))
-    )}
+    dialect = session.get_bind().dialect.name
+    known = {row.sku: row for row in session.execute(_KNOWN_PRODUCTS[dialect], {"skus": list_value(list(latest), dialect)})}
     ids = {sku: row.id for sku, row in known.items()}
     now = utcnow()
     rows = []
@@ -63,7 +69,8 @@ def record_orders(session: Session, orders: list[tuple[int, OrderData, datetime,
     if not orders:
         return []
     wanted = [o.order_id for _, o, _, _ in orders]
-    seen = set(session.scalars(sa.select(_orders.c.external_id).where(_orders.c.external_id.in_(wanted))))
+    dialect = session.get_bind().dialect.name
+    seen = set(session.scalars(_KNOWN_ORDERS[dialect], {"ids": list_value(wanted, dialect)}))
     fresh = []
     for entry in orders:
         if entry[1].order_id not in seen:

@@ -17,6 +17,7 @@ from clm.web import errors
 def create_app(settings: Settings | None = None, session_factory: sessionmaker[Session] | None = None) -> FastAPI:
     """Build the app. Tests pass a session factory bound to their rolled-back connection."""
     settings = settings or get_settings()
+    serving = session_factory is None  # a real server process (tests pass their own session factory)
     if session_factory is None:
         engine = make_engine(settings.database_url)
         checkpoint_in_background(engine)
@@ -37,6 +38,10 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
             from clm.web.pages import warm_up
 
             warm_up(app)
+        if serving:
+            from clm.lib.gc_tuning import tune_for_server
+
+            tune_for_server()
         yield
         writer.close()
 
