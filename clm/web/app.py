@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -12,6 +13,8 @@ import clm
 from clm.config import Settings, get_settings
 from clm.db.engine import checkpoint_in_background, make_engine, make_session_factory
 from clm.web import errors
+
+SERVER_NICENESS = 5  # how much a server process yields to the ingestion writer process (see lifespan)
 
 
 def create_app(settings: Settings | None = None, session_factory: sessionmaker[Session] | None = None) -> FastAPI:
@@ -42,6 +45,12 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
             from clm.lib.gc_tuning import tune_for_server
 
             tune_for_server()
+            if settings.ingest_writer_socket:
+                # A server process in front of the one ingestion writer process (SQLite): the writer is
+                # the serial bottleneck, so when the cores are contended it runs first and the server
+                # processes, which only need to keep it fed, yield. Raising one's own niceness needs no
+                # privilege.
+                os.nice(SERVER_NICENESS)
         yield
         writer.close()
 
