@@ -9,14 +9,27 @@ from sqlalchemy.orm import Session
 
 from clm.commerce.events import OrderData, ProductData, RefundData
 from clm.commerce.models import Order, OrderItem, Product
+from clm.db.bulk import insert_rows
+from clm.db.idlist import list_value, one_of
 from clm.db.upsert import insert_for
 from clm.lib.clock import utcnow
 from clm.outbox.service import emit, emit_many
 
 _orders = Order.__table__
+_ORDER_COLUMNS = ("external_id", "customer_id", "status", "currency", "total", "subtotal", "discount", "shipping",
+                  "tax", "refunded", "coupon", "channel", "placed_at", "properties", "created_at", "updated_at")
+_ITEM_COLUMNS = ("order_id", "customer_id", "product_id", "sku", "name", "quantity", "price")
+_products = Product.__table__
 
 
 _FIELDS = ("name", "category", "brand", "price", "url", "image_url")
+# Ingestion reads these for every request: fixed statements with the keys bound as one parameter.
+_KNOWN_PRODUCTS = {d: sa.select(_products.c.sku, _products.c.id, *(_products.c[f] for f in _FIELDS))
+                   .where(one_of(_products.c.sku, "skus", d, sa.String)) for d in ("sqlite", "postgresql")}
+_KNOWN_ORDERS = {d: sa.select(_orders.c.external_id).where(one_of(_orders.c.external_id, "ids", d, sa.String))
+                 for d in ("sqlite", "postgresql")}
+_ORDER_IDS = {d: sa.select(_orders.c.external_id, _orders.c.id).where(one_of(_orders.c.external_id, "ids", d, sa.String))
+              for d in ("sqlite", "postgresql")}
 
 
 def upsert_products(session: Session, products: list[ProductData]) -> dict[str, int]:
@@ -29,9 +42,8 @@ def upsert_products(session: Session, products: list[ProductData]) -> dict[str, 
         return {}
     latest: dict[str, ProductData] = {p.sku: p for p in products}
     table = Product.__table__
-    known = {row.sku: row for row in session.execute(
-        sa.select(table.c.sku, table.c.id, *(table.c[f] for f in _FIELDS)).where(table.c.sku.in_(list(latest)))
-    )}
+    dialect = session.get_bind().dialect.name
+    known = {row.sku: row for row in session.execute(_KNOWN_PRODUCTS[dialect], {"skus": list_value(list(latest), dialect)})}
     ids = {sku: row.id for sku, row in known.items()}
     now = utcnow()
     rows = []
@@ -63,7 +75,8 @@ def record_orders(session: Session, orders: list[tuple[int, OrderData, datetime,
     if not orders:
         return []
     wanted = [o.order_id for _, o, _, _ in orders]
-    seen = set(session.scalars(sa.select(_orders.c.external_id).where(_orders.c.external_id.in_(wanted))))
+    dialect = session.get_bind().dialect.name
+    seen = set(session.scalars(_KNOWN_ORDERS[dialect], {"ids": list_value(wanted, dialect)}))
     fresh = []
     for entry in orders:
         if entry[1].order_id not in seen:
@@ -73,21 +86,17 @@ def record_orders(session: Session, orders: list[tuple[int, OrderData, datetime,
         return []
     product_ids = upsert_products(session, [p for _, o, _, _ in fresh for p in o.products])
     now = utcnow()
-    ids = session.execute(
-        sa.insert(_orders).returning(_orders.c.id, sort_by_parameter_order=True),
-        [{"external_id": o.order_id, "customer_id": cid, "status": "completed", "currency": o.currency,
-          "total": o.total, "subtotal": o.subtotal, "discount": o.discount, "shipping": o.shipping, "tax": o.tax,
-          "refunded": 0, "coupon": o.coupon, "channel": o.channel, "placed_at": placed_at,
-          "properties": props or {}, "created_at": now, "updated_at": now}
-         for cid, o, placed_at, props in fresh],
-    ).scalars().all()
-    items = [
-        {"order_id": oid, "customer_id": cid, "product_id": product_ids.get(p.sku), "sku": p.sku,
-         "name": p.name, "quantity": p.quantity, "price": p.price or 0}
-        for oid, (cid, o, _, _) in zip(ids, fresh, strict=True) for p in o.products
-    ]
-    if items:
-        session.execute(sa.insert(OrderItem.__table__), items)
+    # One bulk INSERT, then the new ids read back by their unique order ids: RETURNING in parameter order
+    # costs a statement per order on SQLite, and ingestion records orders with every request.
+    insert_rows(session, _orders, _ORDER_COLUMNS, [
+        (o.order_id, cid, "completed", o.currency, o.total, o.subtotal, o.discount, o.shipping, o.tax, 0,
+         o.coupon, o.channel, placed_at, props or {}, now, now)
+        for cid, o, placed_at, props in fresh])
+    id_of = dict(session.execute(_ORDER_IDS[dialect], {"ids": list_value([o.order_id for _, o, _, _ in fresh], dialect)}).all())
+    ids = [id_of[o.order_id] for _, o, _, _ in fresh]
+    insert_rows(session, OrderItem.__table__, _ITEM_COLUMNS, [
+        (oid, cid, product_ids.get(p.sku), p.sku, p.name, p.quantity, p.price or 0)
+        for oid, (cid, o, _, _) in zip(ids, fresh, strict=True) for p in o.products])
     emit_many(session, [
         ("order.completed", cid, {"order_id": oid, "external_id": o.order_id, "total": o.total,
                                   "currency": o.currency, "placed_at": placed_at.isoformat()})

@@ -28,12 +28,17 @@ from sqlalchemy.orm import Session
 from clm.customers.merge import merge_many
 from clm.customers.models import Customer, Identity
 from clm.db.bulk import allocate_ids, insert_rows
+from clm.db.idlist import list_value, one_of
 from clm.lib.clock import utcnow
 from clm.outbox.service import emit_many
 
 PRIORITY = {"user_id": 0, "email": 3, "phone": 4, "zalo": 5, "facebook": 6, "anonymous_id": 9}
 _customers = Customer.__table__
 _identities = Identity.__table__
+# Identities of one kind among many values, the values bound as one parameter (a fixed statement).
+_KNOWN = {d: sa.select(_identities.c.value, _identities.c.customer_id, _identities.c.verified).where(
+    _identities.c.kind == sa.bindparam("kind"), one_of(_identities.c.value, "values", d, sa.String))
+    for d in ("sqlite", "postgresql")}
 
 
 class Key(NamedTuple):
@@ -74,6 +79,8 @@ class IdentityResolver:
         self._pending: dict[int, list[datetime | None]] = {}  # placeholder id -> [first seen, last seen]
         self._new_keys: list[tuple[int, Key]] = []
         self._verify: list[Key] = []
+        self._user_holders: set[int] = set()  # customers (current ids) given a new user id in this transaction
+        self._stored_user: dict[int, bool] = {}  # stored customer -> has a user id (as read in this transaction)
 
     def prefetch(self, keys: Iterable[Key]) -> None:
         """Load many identities in a few queries (one per kind) before resolving them one by one."""
@@ -84,10 +91,9 @@ class IdentityResolver:
         for kind, values in by_kind.items():
             for value in values:
                 self.known[(kind, value)] = None
+            dialect = self.session.get_bind().dialect.name
             rows = self.session.execute(
-                sa.select(_identities.c.value, _identities.c.customer_id, _identities.c.verified).where(
-                    _identities.c.kind == kind, _identities.c.value.in_(values)
-                )
+                _KNOWN[dialect], {"kind": kind, "values": list_value(list(values), dialect)}
             ).all()  # fetched in one call, not row by row
             for value, customer_id, verified in rows:
                 self.known[(kind, value)] = _Known(customer_id, verified)
@@ -131,6 +137,8 @@ class IdentityResolver:
                     continue  # one user id per profile: a second new one in the same call is ignored
                 self._new_keys.append((customer_id, key))
                 self.known[(key.kind, key.value)] = _Known(customer_id, key.verified)
+                if key.kind == "user_id":
+                    self._user_holders.add(customer_id)
             elif key.verified and not known.verified and self.current(known.customer_id) == customer_id:
                 self._verify.append(key)
                 known.verified = True
@@ -154,6 +162,8 @@ class IdentityResolver:
             customer_id = self.current((old or new).customer_id)
             key = user if old else previous
             self._new_keys.append((customer_id, key))
+            if key.kind == "user_id":
+                self._user_holders.add(customer_id)
             self.known[(key.kind, key.value)] = _Known(customer_id, False)
             return customer_id
         return self.resolve([user, previous], seen_at)
@@ -176,6 +186,8 @@ class IdentityResolver:
                          for i, p in zip(ids, placeholders, strict=True)])
             for placeholder, real in zip(placeholders, ids, strict=True):
                 self._redirect[placeholder] = real
+                if placeholder in self._user_holders:
+                    self._user_holders.add(real)
             self.created.extend(ids)
             emit_many(self.session, [("customer.created", cid, {"source": self.source}) for cid in ids])
             self._pending.clear()
@@ -201,17 +213,19 @@ class IdentityResolver:
 
     def _has_user_id(self, customer_id: int) -> bool:
         """Whether the customer (with every profile merged into it in memory so far) has a user id."""
-        members = [customer_id] + [lo for _, lo, _ in self._merges if self.current(lo) == customer_id]
-        if any(k.kind == "user_id" and self.current(c) == customer_id for c, k in self._new_keys):
+        if customer_id in self._user_holders:
             return True
-        stored = [m for m in members if m > 0]
-        if not stored:
-            return False
-        return bool(self.session.scalar(
-            sa.select(sa.func.count()).select_from(_identities).where(
-                _identities.c.customer_id.in_(stored), _identities.c.kind == "user_id"
-            )
-        ))
+        members = [customer_id] + [lo for _, lo, _ in self._merges if self.current(lo) == customer_id]
+        unread = [m for m in members if m > 0 and m not in self._stored_user]
+        if unread:
+            holders = set(self.session.scalars(
+                sa.select(_identities.c.customer_id).where(
+                    _identities.c.customer_id.in_(unread), _identities.c.kind == "user_id"
+                )
+            ))
+            for m in unread:
+                self._stored_user[m] = m in holders
+        return any(self._stored_user.get(m, False) for m in members)
 
     def _should_merge(self, key: Key, known: _Known, other: int) -> bool:
         if key.kind == "anonymous_id":
@@ -226,6 +240,8 @@ class IdentityResolver:
     def _merge(self, winner: int, loser: int, reason: str) -> int:
         """Decide a merge; stored rows move when `flush()` applies all merges in bulk."""
         self._redirect[loser] = winner
+        if loser in self._user_holders:
+            self._user_holders.add(winner)
         if loser in self._pending:  # created in this transaction: nothing stored to move
             self._pending.pop(loser)
         else:

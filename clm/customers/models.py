@@ -14,19 +14,33 @@ from clm.lib.clock import utcnow
 IDENTITY_KINDS = ("user_id", "anonymous_id", "email", "phone", "zalo", "facebook")
 
 
+def _when_set(column: str, name: str) -> sa.Index:
+    """An index over the rows where `column` is set. New customers arrive without email, phone, city or
+    merge (anonymous visitors, most of them), so they cost these indexes nothing; `column = value` and
+    `column IN (...)` still use them (both databases prove such a condition implies NOT NULL)."""
+    condition = sa.text(f"{column} IS NOT NULL")
+    return sa.Index(name, column, sqlite_where=condition, postgresql_where=condition)
+
+
 class Customer(Base):
     __tablename__ = "customers"
+    __table_args__ = (
+        _when_set("email", "ix_customers_email"),
+        _when_set("phone", "ix_customers_phone"),
+        _when_set("city", "ix_customers_city"),
+        _when_set("merged_into_id", "ix_customers_merged_into_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     external_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
-    email: Mapped[str | None] = mapped_column(sa.String(320), index=True)
-    phone: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    email: Mapped[str | None] = mapped_column(sa.String(320))
+    phone: Mapped[str | None] = mapped_column(sa.String(32))
     full_name: Mapped[str | None] = mapped_column(sa.String(255))
     given_name: Mapped[str | None] = mapped_column(sa.String(255))
     family_name: Mapped[str | None] = mapped_column(sa.String(255))
     birthday: Mapped[date | None] = mapped_column(sa.Date)
     gender: Mapped[str | None] = mapped_column(sa.String(16))
-    city: Mapped[str | None] = mapped_column(sa.String(128), index=True)
+    city: Mapped[str | None] = mapped_column(sa.String(128))
     traits: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     lifecycle_stage: Mapped[str | None] = mapped_column(sa.String(32), index=True)
@@ -35,7 +49,7 @@ class Customer(Base):
     first_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     merged_into_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("customers.id", ondelete="SET NULL"), index=True
+        sa.ForeignKey("customers.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -119,7 +119,9 @@ def make_engine(url: str, **kwargs) -> sa.Engine:
     kwargs.setdefault("json_serializer", _json)
     kwargs.setdefault("json_deserializer", orjson.loads)
     if url.startswith("sqlite"):
-        kwargs.setdefault("connect_args", {"check_same_thread": False})
+        # 512 prepared statements kept per connection (the driver's default is 128): the ingestion writer
+        # runs a few dozen fixed statements, and IN lists of every length would otherwise evict them.
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "cached_statements": 512})
         engine = sa.create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling is off (below); we emit BEGIN ourselves. Writers ask for

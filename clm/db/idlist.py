@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
@@ -49,4 +50,4 @@ def one_of(column: sa.ColumnElement, name: str, dialect: str, of: type[sa.types.
 
 def list_value(values: Sequence, dialect: str) -> str | list:
     """The value to bind for a `one_of` parameter."""
-    return json.dumps(list(values)) if dialect == "sqlite" else list(values)
+    return orjson.dumps(list(values)).decode() if dialect == "sqlite" else list(values)

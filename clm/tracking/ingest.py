@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, NamedTuple
@@ -29,6 +30,7 @@ from clm.customers.identity import IdentityResolver, Key
 from clm.customers.models import Customer
 from clm.customers.profile import apply_profile, normalize_email, phone_e164, read_traits
 from clm.db.bulk import executemany, insert_prepared, insert_rows, json_text, sqlite_time, update_rows
+from clm.db.idlist import list_value, one_of
 from clm.lib.clock import as_utc, utcnow
 from clm.lib.errors import FieldError
 from clm.outbox.service import emit_many
@@ -94,20 +96,41 @@ class _Item:
     properties_json: str = "{}"  # the event row's JSON, serialised while validating (outside the writer)
     context_json: str = "{}"
     customer_id: int = 0
+    timestamp_text: str = ""  # the timestamp as SQLite stores it (`sqlite_time`), made while validating
 
     def __reduce__(self):
-        # What crosses to the writer process: plain tuples, which pickle in C, and of the message only
-        # what the writer reads.
+        # What crosses to the writer process: plain tuples, which pickle and unpickle in C, and of the
+        # message only what the writer reads. Rebuilding costs the writer process (the one that
+        # limits ingestion on SQLite), so nothing is rebuilt through Python-level constructors.
         msg = self.msg
         return _rebuild, ((self.index, (msg.messageId, msg.type, msg.userId, msg.previousId), self.timestamp,
-                           tuple(tuple(k) for k in self.keys), self.profile, self.commerce, self.received_at,
-                           self.name, self.properties_json, self.context_json, self.customer_id),)
+                           tuple(map(tuple, self.keys)), self.profile, _commerce_state(self.commerce),
+                           self.received_at, self.name, self.properties_json, self.context_json, self.customer_id,
+                           self.timestamp_text),)
+
+
+_new_tuple = tuple.__new__
+_PRODUCT_FIELDS = tuple(f.name for f in dataclass_fields(ProductData))
+
+
+def _commerce_state(commerce: Any) -> Any:
+    if isinstance(commerce, list):  # products of a product or cart event: the common case
+        return tuple(tuple(getattr(p, f) for f in _PRODUCT_FIELDS) for p in commerce)
+    return commerce
+
+
+def _product(values: tuple) -> ProductData:
+    product = object.__new__(ProductData)
+    product.__dict__ = dict(zip(_PRODUCT_FIELDS, values, strict=True))
+    return product
 
 
 def _rebuild(state: tuple) -> _Item:
-    index, sent, timestamp, keys, profile, commerce, received_at, name, pjson, cjson, customer_id = state
-    return _Item(index, _Sent(*sent), timestamp, [Key(*k) for k in keys], profile, commerce, received_at, name,
-                 pjson, cjson, customer_id)
+    index, sent, timestamp, keys, profile, commerce, received_at, name, pjson, cjson, customer_id, ttext = state
+    if isinstance(commerce, tuple):
+        commerce = [_product(values) for values in commerce]
+    return _Item(index, _new_tuple(_Sent, sent), timestamp, [_new_tuple(Key, k) for k in keys], profile, commerce,
+                 received_at, name, pjson, cjson, customer_id, ttext)
 
 
 def event_timestamp(msg: Message, received_at: datetime, batch_sent_at: datetime | None) -> datetime:
@@ -170,7 +193,7 @@ def _prepare_one(index: int, raw: Any, forced_type: str | None, received_at: dat
     keys = [] if msg.type == "alias" else identity_keys(msg, profile, region)
     name, properties = _event_fields(msg)
     return _Item(index, msg, timestamp, keys, profile, commerce, received_at, name, json_text(properties),
-                 json_text(msg.context))
+                 json_text(msg.context), timestamp_text=sqlite_time(timestamp))
 
 
 def prepare(raws: list[Any], *, received_at: datetime, forced_type: str | None = None,
@@ -195,7 +218,8 @@ def store(session: Session, items: list[_Item], source: str = "api") -> list[_It
         return []
     # Deduplicate on messageId: against what is stored and within these items.
     ids = [it.msg.messageId for it in items]
-    stored = set(session.scalars(sa.select(_events.c.message_id).where(_events.c.message_id.in_(ids))))
+    dialect = session.get_bind().dialect.name
+    stored = set(session.scalars(_STORED_IDS[dialect], {"ids": list_value(ids, dialect)}))
     fresh: list[_Item] = []
     for it in items:
         if it.msg.messageId not in stored:
@@ -236,6 +260,12 @@ def ingest(session: Session, raws: list[Any], *, received_at: datetime, forced_t
 _PROFILE_COLUMNS = ("external_id", "email", "phone", "full_name", "given_name", "family_name", "birthday", "gender",
                     "city", "traits")
 _customers = Customer.__table__
+# The hot reads, each with its list of keys bound as ONE parameter: a fixed statement, compiled and
+# prepared once, instead of an IN list of a thousand placeholders expanded on every request.
+_STORED_IDS = {d: sa.select(_events.c.message_id).where(one_of(_events.c.message_id, "ids", d, sa.String))
+               for d in ("sqlite", "postgresql")}
+_PROFILES = {d: sa.select(_customers.c.id, *(_customers.c[name] for name in _PROFILE_COLUMNS))
+             .where(one_of(_customers.c.id, "ids", d)) for d in ("sqlite", "postgresql")}
 
 
 def _apply_profiles(session: Session, items: list[_Item], created: set[int]) -> None:
@@ -244,21 +274,25 @@ def _apply_profiles(session: Session, items: list[_Item], created: set[int]) -> 
     Written with one UPDATE per set of changed columns, through the driver: a request's identifies
     touch hundreds of profiles, and the ORM's unit of work cost more than the database's own work.
     """
-    last_seen: dict[int, datetime] = {}
-    first_seen: dict[int, datetime] = {}
+    last_seen: dict[int, _Item] = {}  # customer -> its latest item in this request
+    first_seen: dict[int, _Item] = {}
     changes = []
     wanted = {it.customer_id for it in items if it.profile}
     loaded: dict[int, SimpleNamespace] = {}
     if wanted:
-        columns = [_customers.c.id, *(_customers.c[name] for name in _PROFILE_COLUMNS)]
-        for row in session.execute(sa.select(*columns).where(_customers.c.id.in_(wanted))).all():
+        dialect = session.get_bind().dialect.name
+        for row in session.execute(_PROFILES[dialect], {"ids": list_value(wanted, dialect)}).all():
             loaded[row.id] = SimpleNamespace(**row._mapping)
     changed_by_customer: dict[int, set[str]] = {}
     for it in items:
         cid = it.customer_id
         if cid not in created:  # new customers were written with their first and last seen
-            last_seen[cid] = max(last_seen.get(cid, it.timestamp), it.timestamp)
-            first_seen[cid] = min(first_seen.get(cid, it.timestamp), it.timestamp)
+            last = last_seen.get(cid)
+            if last is None or it.timestamp > last.timestamp:
+                last_seen[cid] = it
+            first = first_seen.get(cid)
+            if first is None or it.timestamp < first.timestamp:
+                first_seen[cid] = it
         if it.profile:
             customer = loaded[cid]
             if it.profile.get("external_id"):
@@ -271,9 +305,21 @@ def _apply_profiles(session: Session, items: list[_Item], created: set[int]) -> 
                 changed_by_customer.setdefault(cid, set()).update(changed)
     _write_profiles(session, loaded, changed_by_customer)
     # Rows in id order: concurrent writers (PostgreSQL) then lock customers in the same order, never in a cycle.
-    executemany(session, _SEEN_UPDATE,
-                [(last_seen[c], last_seen[c], first_seen[c], first_seen[c], c) for c in sorted(last_seen)])
+    seen = _item_time_text if session.get_bind().dialect.name == "sqlite" else _item_time
+    rows = []
+    for c in sorted(last_seen):
+        last, first = seen(last_seen[c]), seen(first_seen[c])
+        rows.append((last, last, first, first, c))
+    executemany(session, _SEEN_UPDATE, rows)
     emit_many(session, changes)
+
+
+def _item_time(it: _Item) -> datetime:
+    return it.timestamp
+
+
+def _item_time_text(it: _Item) -> str:
+    return it.timestamp_text or sqlite_time(it.timestamp)
 
 
 def _write_profiles(session: Session, loaded: dict[int, SimpleNamespace], changed: dict[int, set[str]]) -> None:
@@ -317,7 +363,7 @@ def _write_events(session: Session, items: list[_Item], source: str) -> None:
             received = it.received_at
             received_value = sqlite_time(received) if as_text else received
         rows.append((msg.messageId, it.customer_id, msg.type, it.name, it.properties_json, it.context_json,
-                     sqlite_time(it.timestamp) if as_text else it.timestamp, received_value, source))
+                     _item_time_text(it) if as_text else it.timestamp, received_value, source))
         daily[(it.customer_id, it.name or msg.type, it.timestamp.date())] += 1
     insert_prepared(session, _events, _EVENT_COLUMNS, rows)
     insert_rows(session, _daily, ("customer_id", "name", "day", "count"),

@@ -54,6 +54,10 @@ def run_writer(database_url: str, socket_path: str, key: bytes) -> None:
     engine = make_engine(database_url)
     checkpoint_in_background(engine)
     writer = BatchWriter(make_session_factory(engine))
+    import clm.tracking.ingest  # noqa: F401 (imported before the collector is tuned: start-up objects are frozen)
+    from clm.lib.gc_tuning import tune_for_server
+
+    tune_for_server()
     if os.path.exists(socket_path):
         os.unlink(socket_path)
     with mpc.Listener(socket_path, family="AF_UNIX", authkey=key) as listener:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -13,10 +14,13 @@ from clm.config import Settings, get_settings
 from clm.db.engine import checkpoint_in_background, make_engine, make_session_factory
 from clm.web import errors
 
+SERVER_NICENESS = 5  # how much a server process yields to the ingestion writer process (see lifespan)
+
 
 def create_app(settings: Settings | None = None, session_factory: sessionmaker[Session] | None = None) -> FastAPI:
     """Build the app. Tests pass a session factory bound to their rolled-back connection."""
     settings = settings or get_settings()
+    serving = session_factory is None  # a real server process (tests pass their own session factory)
     if session_factory is None:
         engine = make_engine(settings.database_url)
         checkpoint_in_background(engine)
@@ -37,6 +41,16 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
             from clm.web.pages import warm_up
 
             warm_up(app)
+        if serving:
+            from clm.lib.gc_tuning import tune_for_server
+
+            tune_for_server()
+            if settings.ingest_writer_socket:
+                # A server process in front of the one ingestion writer process (SQLite): the writer is
+                # the serial bottleneck, so when the cores are contended it runs first and the server
+                # processes, which only need to keep it fed, yield. Raising one's own niceness needs no
+                # privilege.
+                os.nice(SERVER_NICENESS)
         yield
         writer.close()
 
