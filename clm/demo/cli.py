@@ -124,6 +124,10 @@ def demo(
             shop = install_loyalty(session_factory, spec.now, seed, loyalty_months)
         out.print(f"loyalty: {shop.members:,} members, {shop.orders:,} orders earned points, {shop.redemptions:,} "
                   f"vouchers redeemed, {shop.refunds:,} refunds reversed, in {shop.seconds:.0f} s", soft_wrap=True)
+    with err.status("sales: a sales team, leads and deals with history, the lead score"):
+        from clm.sales.demo import install_for_demo as install_sales
+
+        out.print(f"sales: {install_sales(session_factory, seed)}", soft_wrap=True)
     login = build.create_login(session_factory, password)
     engine.dispose()
     url = f"http://{host or settings.host}:{port or settings.port}"
