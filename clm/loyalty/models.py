@@ -134,6 +134,8 @@ class Lot(Base):
     __table_args__ = (
         sa.Index("ix_loyalty_lots_open", "customer_id", "expires_at", "id",
                  sqlite_where=sa.text("remaining > 0"), postgresql_where=sa.text("remaining > 0")),
+        # Every lot of a customer, spent ones included (merging two customers moves them all).
+        sa.Index("ix_loyalty_lots_customer", "customer_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
