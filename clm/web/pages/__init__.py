@@ -49,6 +49,10 @@ def install(app: FastAPI, cache_ttl: float = 60.0, refresh_in_background: bool =
     from clm.loyalty import pages as loyalty_pages
 
     app.include_router(loyalty_pages.router)  # /loyalty: reports, member lookup and pages, the program's forms
+    from clm.service import pages as service_pages
+
+    for router in service_pages.routers():  # /service/...: the agent workspace, a ticket, live updates, reports
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
