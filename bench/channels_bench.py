@@ -106,25 +106,35 @@ def seed(url: str, customers: int) -> sa.Engine:
     return engine
 
 
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def enqueue(engine: sa.Engine, url: str, customers: int, template: str = "offer", channel: str = "email",
-            prefix: str = "broadcast:1") -> dict:
-    """Queue the template for customers 1..N with enqueue_many, in one transaction: seconds and counts."""
+            prefix: str = "broadcast:1", render_processes: int | None = None) -> dict:
+    """Queue the template for customers 1..N with enqueue_many, in one transaction: seconds, counts and
+    CPU seconds: this process's (`cpu`), its render processes' (`render_cpu`, reaped when the call
+    returns) and its PostgreSQL backend's (`backend_cpu`). `render_processes`: CLM_RENDER_PROCESSES."""
     from clm.channels.service import enqueue_many
     from clm.db.engine import for_writing, make_session_factory
 
     factory = make_session_factory(engine)
-    settings = settings_for(url)
+    settings = settings_for(url).model_copy(update={"render_processes": render_processes})
     with factory() as session:
         for_writing(session)
         backend = (session.execute(sa.text("SELECT pg_backend_pid()")).scalar()
                    if url.startswith("postgresql") else None)
         backend_cpu = _cpu_of(backend) if backend else 0.0
         started = time.perf_counter()
-        cpu = time.process_time()
+        cpu, children = time.process_time(), _children_cpu()
         counts = enqueue_many(session, customer_ids=list(range(1, customers + 1)), channel=channel,
                               template_key=template, idempotency_prefix=prefix, settings=settings)
         session.commit()
-        out = {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu, "counts": counts}
+        out = {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu,
+               "render_cpu": _children_cpu() - children, "counts": counts}
         if backend:
             out["backend_cpu"] = _cpu_of(backend) - backend_cpu
     return out
@@ -233,19 +243,22 @@ def _row(database: str, what: str, result: dict) -> dict:
     return row
 
 
-def run(quick: bool = False, parts: tuple[str, ...] = ("enqueue", "drain")) -> list[dict]:
+def run(quick: bool = False, parts: tuple[str, ...] = ("enqueue", "drain"),
+        render_processes: tuple[int | None, ...] = (0, None)) -> list[dict]:
     recipients = 20_000 if quick else 100_000
     drained = 1_000 if quick else 4_000
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
     databases = (("postgresql", PG_URL), ("sqlite", f"sqlite:///{OUT}/channels_bench.db"))
     for database, url in databases:
-        if "enqueue" in parts:
+        for processes in render_processes if "enqueue" in parts else ():
             engine = seed(url, recipients)
-            result = enqueue(engine, url, recipients)
-            rows.append({"database": database, "what": f"enqueue_many {recipients:,} emails",
+            result = enqueue(engine, url, recipients, render_processes=processes)
+            how = "in process" if processes == 0 else f"{processes or 'auto'} render processes"
+            rows.append({"database": database, "what": f"enqueue_many {recipients:,} emails, {how}",
                          "seconds": round(result["seconds"], 2), "messages": recipients,
                          "per_second": recipients / result["seconds"], "worker_cpu_s": round(result["cpu"], 2),
+                         "render_cpu_s": round(result["render_cpu"], 2),
                          "postgres_backend_cpu_s": round(result.get("backend_cpu", 0.0), 2) or None,
                          "load_1min": os.getloadavg()[0]})
             engine.dispose()
@@ -284,6 +297,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--part", choices=("enqueue", "drain"), action="append")
+    parser.add_argument("--render-processes", type=int, action="append",
+                        help="CLM_RENDER_PROCESSES for the enqueue part (repeatable; default: 0, then auto)")
     parser.add_argument("--drain", nargs=6, metavar=("URL", "COUNT", "NAME", "SMTP", "ESMS", "MODE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -291,5 +306,6 @@ if __name__ == "__main__":
         url, count, name, smtp_url, esms_url, mode = args.drain
         print(json.dumps(drain(url, int(count), name, smtp_url, esms_url, mode)))
     else:
-        for row in run(quick=args.quick, parts=tuple(args.part or ("enqueue", "drain"))):
+        for row in run(quick=args.quick, parts=tuple(args.part or ("enqueue", "drain")),
+                       render_processes=tuple(args.render_processes or (0, None))):
             print(row)

@@ -276,9 +276,7 @@ def run_send(session: Session, broadcast_id: int, *, settings=None, now: datetim
              heartbeat=None, chunk: int = CHUNK) -> str:
     """The `broadcasts.send` job: queue a message for every current member of the segment, committing
     per chunk (`heartbeat()` between chunks renews the job's lease). Returns what happened."""
-    from clm.channels.service import enqueue_many
-    from clm.db.engine import for_writing
-    from clm.jobs import queue
+    from clm.channels.rendering import renderer_for
 
     settings = _settings(settings)
     clock = (lambda: now) if now is not None else utcnow
@@ -297,6 +295,27 @@ def run_send(session: Session, broadcast_id: int, *, settings=None, now: datetim
     segment_id, template_key, channel = broadcast.segment_id, broadcast.template_key, broadcast.channel
     purpose, context = broadcast.purpose, dict(broadcast.context or {})
     session.commit()
+    # One set of render processes for every chunk of a large segment (started once: clm.channels.rendering).
+    renderer = renderer_for(_segment_size(session, segment_id), getattr(settings, "render_processes", None))
+    try:
+        return _queue_members(session, broadcast_id, segment_id, template_key, channel, purpose, context, settings,
+                              clock, heartbeat, chunk, renderer)
+    finally:
+        renderer.close()
+
+
+def _segment_size(session: Session, segment_id: int) -> int:
+    from clm.segments.models import Segment
+
+    return session.scalar(sa.select(Segment.size).where(Segment.id == segment_id)) or 0
+
+
+def _queue_members(session: Session, broadcast_id: int, segment_id: int, template_key: str, channel: str,
+                   purpose: str, context: dict, settings, clock, heartbeat, chunk: int, renderer) -> str:
+    from clm.channels.service import enqueue_many
+    from clm.db.engine import for_writing
+    from clm.jobs import queue
+
     after = 0
     while True:
         for_writing(session)
@@ -312,7 +331,7 @@ def run_send(session: Session, broadcast_id: int, *, settings=None, now: datetim
         try:
             enqueue_many(session, customer_ids=ids, channel=channel, template_key=template_key,
                          idempotency_prefix=idempotency_prefix(broadcast_id), purpose=purpose, context=context,
-                         broadcast_id=broadcast_id, settings=settings, now=clock())
+                         broadcast_id=broadcast_id, settings=settings, now=clock(), renderer=renderer)
         except (FieldError, NotFound) as exc:  # the template was deleted or changed channel meanwhile
             session.rollback()
             for_writing(session)

@@ -15,11 +15,11 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any
 
-from clm.channels.templates import Rendered, RenderError, TemplateVersion, render_version
+from clm.channels.templates import Rendered, RenderError, TemplateVersion, customer_variables, render_version
 from clm.channels.tracking import Links
 
 # Below this many recipients a call renders in process.
@@ -50,10 +50,17 @@ def render_for(message_id: int, channel: str, purpose: str, version, variables: 
     return rendered
 
 
+# The customer columns a template sees, in the order a Batch carries them.
+CUSTOMER_FIELDS = ("id", "external_id", "email", "phone", "full_name", "given_name", "family_name", "city",
+                   "birthday", "gender", "lifecycle_stage", "traits")
+
+
 @dataclass(frozen=True)
 class Batch:
-    """What rendering one chunk needs, all of it picklable: the template version's content, the channel
-    and purpose, the public URL and tracking key, and per recipient (message id, variables, locale)."""
+    """What rendering one chunk needs, all of it picklable and small: the template version's content,
+    the channel and purpose, the public URL and tracking key, the variables every recipient shares
+    (context, time zone, now), and per recipient (message id, customer row in CUSTOMER_FIELDS order,
+    locale, variables of their own: an order or event the context names, else None)."""
 
     version: int
     variants: dict[str, Any]
@@ -63,20 +70,34 @@ class Batch:
     public_url: str
     key: bytes
     used: tuple[bool, bool]
-    recipients: Sequence[tuple[int, dict[str, Any], str]]
+    shared: dict[str, Any]
+    recipients: Sequence[tuple[int, tuple, str, dict[str, Any] | None]]
+
+    def split(self, parts: int) -> list[Batch]:
+        """The same batch in `parts` slices of consecutive recipients (for that many processes)."""
+        size = -(-len(self.recipients) // max(1, parts)) or 1
+        return [replace(self, recipients=self.recipients[i:i + size]) for i in range(0, len(self.recipients), size)]
 
 
-def render_batch(batch: Batch) -> list[Rendered | str]:
+# What render_batch gives per recipient: (locale, subject, text, html, data), or why it did not render.
+Result = tuple[str, str | None, str, str | None, dict[str, Any]] | str
+
+
+def render_batch(batch: Batch) -> list[Result]:
     """Each recipient's content, or the reason it does not render (RenderError's), in order."""
     version = TemplateVersion(version=batch.version, variants=batch.variants, provider=batch.provider)
     settings = SimpleNamespace(public_url=batch.public_url)
-    out: list[Rendered | str] = []
-    for message_id, variables, locale in batch.recipients:
+    out: list[Result] = []
+    for message_id, row, locale, own in batch.recipients:
+        variables = {"customer": customer_variables(SimpleNamespace(**dict(zip(CUSTOMER_FIELDS, row, strict=True)))),
+                     **batch.shared, **(own or {})}
         try:
-            out.append(render_for(message_id, batch.channel, batch.purpose, version, variables, locale, settings,
-                                  batch.key, batch.used))
+            r = render_for(message_id, batch.channel, batch.purpose, version, variables, locale, settings,
+                           batch.key, batch.used)
         except RenderError as exc:
             out.append(exc.reason)
+            continue
+        out.append((r.locale, r.subject, r.text, r.html, r.data))
     return out
 
 

@@ -27,6 +27,8 @@ from clm.channels.templates import (
     RenderError,
     customer_locale,
     get_version,
+    own_variables,
+    shared_variables,
     template_variables,
 )
 from clm.channels.tracking import secret as tracking_secret
@@ -149,13 +151,16 @@ _COLUMNS = ("id", "customer_id", "channel", "purpose", "template_key", "template
 def enqueue_many(session: Session, *, customer_ids: list[int], channel: str, template_key: str,
                  idempotency_prefix: str, purpose: str = "marketing", context: dict | None = None,
                  send_at: datetime | None = None, broadcast_id: int | None = None, settings=None,
-                 now: datetime | None = None, chunk: int = 2000) -> dict[str, int]:
+                 now: datetime | None = None, chunk: int = 2000, renderer=None) -> dict[str, int]:
     """Queue the template for many customers with bulk statements (broadcasts). Each recipient's key is
     `{idempotency_prefix}:{customer_id}`; recipients already queued under it are skipped, so a broadcast
     interrupted half-way can be queued again. Returns counts by status (and `existing`). The caller commits.
 
     The frequency cap is checked in bulk: customers at the cap are `deferred` with when they may get the
-    next one, and their send job re-checks at the broadcast's time (the send-time check defers it again)."""
+    next one, and their send job re-checks at the broadcast's time (the send-time check defers it again).
+
+    Rendering goes to worker processes for a large call (clm.channels.rendering); a caller that calls
+    many times (a broadcast, chunk by chunk) passes its own `renderer` and closes it itself."""
     _check_call(channel, purpose, f"{idempotency_prefix}:0", send_at)
     settings = _settings(settings)
     now = now or utcnow()
@@ -169,14 +174,16 @@ def enqueue_many(session: Session, *, customer_ids: list[int], channel: str, tem
     counts: Counter = Counter()
     ids = list(dict.fromkeys(customer_ids))
     # Chunk N+1 is read (and chunk N written) while the renderer works on chunk N: see clm.channels.rendering.
-    renderer = renderer_for(len(ids), getattr(settings, "render_processes", None))
+    own_renderer = renderer is None
+    if own_renderer:
+        renderer = renderer_for(len(ids), getattr(settings, "render_processes", None))
     fresh = iter(allocate_ids(session, _messages, len(ids)))  # drawn once: SQLite's come from max(id)
     pending: deque = deque()
     try:
         for start in range(0, len(ids), chunk):
             read = _read_chunk(session, ids[start:start + chunk], fresh, channel, purpose, template_key, version,
                                idempotency_prefix, context, settings, when, counts)
-            pending.append((read, renderer.submit(read.batch)))
+            pending.append((read, [renderer.submit(part) for part in read.batch.split(renderer.workers)]))
             if len(pending) > renderer.workers:
                 _write_chunk(session, *pending.popleft(), channel, purpose, template_key, version, broadcast_id,
                              settings, now, run_at, quiet, counts)
@@ -184,7 +191,8 @@ def enqueue_many(session: Session, *, customer_ids: list[int], channel: str, tem
             _write_chunk(session, *pending.popleft(), channel, purpose, template_key, version, broadcast_id,
                          settings, now, run_at, quiet, counts)
     finally:
-        renderer.close()
+        if own_renderer:
+            renderer.close()
     return {status: n for status, n in counts.items() if n}
 
 
@@ -259,14 +267,16 @@ def _read_chunk(session, part, fresh, channel, purpose, template_key, version, p
     capped = guardrails.capped_many(session, [c.id for c in customers], when, settings.marketing_cap,
                                     settings.marketing_cap_days) if purpose == "marketing" else {}
     recipients, to_render = [], []
+    lookups = bool(context) and any(context.get(k) is not None for k in ("order_id", "event_id"))
     for customer in customers:
         message_id = next(fresh)
         recipients.append((message_id, customer.id, keys[customer.id], addresses[customer.id],
                            blocked.get(customer.id), capped.get(customer.id)))
-        to_render.append((message_id, template_variables(session, customer, context, settings.timezone),
-                          customer_locale(customer, settings.default_locale)))
+        to_render.append((message_id, tuple(customer), customer_locale(customer, settings.default_locale),
+                          own_variables(session, customer.id, context) if lookups else None))
     batch = Batch(version.version, version.variants or {}, version.provider or {}, channel, purpose,
-                  settings.public_url, tracking_secret(settings), links_used(version), to_render)
+                  settings.public_url, tracking_secret(settings), links_used(version),
+                  shared_variables(context, settings.timezone), to_render)
     return _Chunk(recipients, batch)
 
 
@@ -276,9 +286,10 @@ def _write_chunk(session, read: _Chunk, rendering, channel, purpose, template_ke
     from clm.jobs import queue
 
     rows, job_ids = [], []
-    for (message_id, customer_id, key, address, blocked, capped), (_, _, locale), result in zip(
-            read.recipients, read.batch.recipients, rendering.result(), strict=True):
-        r = result if isinstance(result, Rendered) else None
+    results = [result for future in rendering for result in future.result()]
+    for (message_id, customer_id, key, address, blocked, capped), (_, _, locale, _), result in zip(
+            read.recipients, read.batch.recipients, results, strict=True):
+        r = Rendered(*result) if isinstance(result, tuple) else None
         status, reason, until = QUEUED, None, None
         if r is None:
             status, reason = FAILED, f"template {template_key} v{version.version}: {result}"

@@ -266,20 +266,34 @@ def template_variables(session: Session, customer: Customer, context: dict[str, 
                        timezone: str) -> dict[str, Any]:
     """What a template sees. `order`/`event` exist only when the context names one (else StrictUndefined
     makes `{{ order.total }}` a clear failure instead of an empty amount)."""
+    return {"customer": customer_variables(customer), **shared_variables(context, timezone),
+            **(own_variables(session, customer.id, context) or {})}
+
+
+def shared_variables(context: dict[str, Any] | None, timezone: str) -> dict[str, Any]:
+    """The variables every recipient of one call shares: the context (and an order or event it carries
+    whole, a journey's `voucher`), the time zone, now."""
     context = dict(context or {})
-    variables: dict[str, Any] = {"customer": customer_variables(customer), "context": context,
-                                 "timezone": timezone, "now": utcnow()}
-    order = context.get("order")
-    if order is None and context.get("order_id") is not None:
-        order = _order_variables(session, context["order_id"], customer.id)
-    if order is not None:
-        variables["order"] = order
-    event = context.get("event")
-    if event is None and context.get("event_id") is not None:
-        event = _event_variables(session, context["event_id"], customer.id)
-    if event is not None:
-        variables["event"] = event
+    variables: dict[str, Any] = {"context": context, "timezone": timezone, "now": utcnow()}
+    for name in ("order", "event", "voucher"):
+        if context.get(name) is not None:
+            variables[name] = context[name]
     return variables
+
+
+def own_variables(session: Session, customer_id: int, context: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The customer's own order or event that the context names by id (`order_id`, `event_id`), or None."""
+    context = context or {}
+    variables: dict[str, Any] = {}
+    if context.get("order") is None and context.get("order_id") is not None:
+        order = _order_variables(session, context["order_id"], customer_id)
+        if order is not None:
+            variables["order"] = order
+    if context.get("event") is None and context.get("event_id") is not None:
+        event = _event_variables(session, context["event_id"], customer_id)
+        if event is not None:
+            variables["event"] = event
+    return variables or None
 
 
 def customer_locale(customer: Customer, default: str) -> str:

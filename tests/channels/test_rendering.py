@@ -92,3 +92,34 @@ def test_a_render_pool_that_breaks_fails_the_call_and_queues_nothing(db, channel
                      settings=channel_settings, now=MORNING, chunk=3)
     db.rollback()
     assert db.scalar(sa.select(sa.func.count()).select_from(Message)) == 0
+
+
+def test_a_broadcast_job_renders_every_chunk_in_one_set_of_processes(db, session_factory, channel_settings,
+                                                                     make_customer, welcome, monkeypatch):
+    from clm.channels import broadcasts
+    from clm.segments.service import change_list, save_segment
+
+    segment = save_segment(db, name="Khách quen", kind="static")
+    members = [make_customer(traits={"locale": "en"} if i == 2 else {}) for i in range(5)]
+    change_list(db, segment.id, add=[c.id for c in members])
+    b = broadcasts.create_broadcast(db, name="Tết", template_key="welcome", segment_id=segment.id,
+                                    settings=channel_settings)
+    broadcasts.schedule(db, b.id)
+    db.commit()
+    started = []
+
+    class Counting(RenderPool):
+        def __init__(self, workers):
+            started.append(workers)
+            super().__init__(workers)
+
+    monkeypatch.setattr(rendering, "POOL_THRESHOLD", 3)
+    monkeypatch.setattr(rendering, "RenderPool", Counting)
+    channel_settings.render_processes = 1
+    with session_factory() as session:
+        assert broadcasts.run_send(session, b.id, settings=channel_settings, chunk=2) == "queued"
+
+    assert started == [1]  # one pool for the three chunks
+    rows = {m.customer_id: m for m in db.scalars(sa.select(Message).where(Message.broadcast_id == b.id))}
+    assert len(rows) == 5 and {m.status for m in rows.values()} == {"queued"}
+    assert rows[members[2].id].subject == "Hello An" and rows[members[0].id].subject == "Chào An"
