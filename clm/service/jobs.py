@@ -33,3 +33,6 @@ def register(registry: Registry, settings) -> None:
     registry.register(WARN_KIND, sla_warn_handler)
     registry.register(BREACH_KIND, sla_breach_handler)
     registry.register(REOFFER_KIND, reoffer_handler)
+    from clm.service.automation_steps import register as register_automation
+
+    register_automation(registry, settings)  # service.trigger_elapsed
