@@ -14,6 +14,7 @@ from clm.lifecycle.cli import lifecycle_app
 from clm.loyalty.cli import loyalty_app
 from clm.sales.cli import sales_app
 from clm.service.cli import service_app
+from clm.service.mail.cli import mail_app
 from clm.worker.cli import worker
 
 app = typer.Typer(help="clm: customer lifecycle management.", no_args_is_help=True, rich_markup_mode="rich")
@@ -28,6 +29,7 @@ app.add_typer(lifecycle_app, name="lifecycle")
 app.add_typer(loyalty_app, name="loyalty")
 app.add_typer(sales_app, name="sales")
 app.add_typer(service_app, name="service")
+app.add_typer(mail_app, name="mail")
 app.add_typer(analytics_app, name="analytics")
 app.command("worker")(worker)
 app.add_typer(jobs_app, name="jobs")

@@ -149,11 +149,14 @@ class ReplyBody(conversations.ReplyIn):
 
 @router.post("/tickets/{ticket_id}/replies", response_model=MessageOut, status_code=201,
              summary="Answer the customer", dependencies=[write], responses=error_responses(404, 409, 422))
-def tickets_reply(ticket_id: Id, body: ReplyBody, session: Session = Depends(get_session)) -> MessageOut:
-    """Meets the first- and next-response clocks; the channel sends it through the message outbox."""
+def tickets_reply(ticket_id: Id, body: ReplyBody, request: Request,
+                  session: Session = Depends(get_session)) -> MessageOut:
+    """Meets the first- and next-response clocks; the channel sends it through the message outbox (email with
+    threading headers, SMS, Messenger: a 409 `messenger_window_closed` 7 days after the customer's last message)."""
     with writing(session):
         message = conversations.reply(session, ticket_id, conversations.ReplyIn(
-            **body.model_dump(exclude={"author_id"})), by=_staff(session, body.author_id))
+            **body.model_dump(exclude={"author_id"})), by=_staff(session, body.author_id),
+            settings=request.app.state.settings)
     return MessageOut.model_validate(message)
 
 

@@ -174,9 +174,11 @@ def _woken(session: Session, ticket: Ticket, at: datetime, now: datetime) -> Non
               prefix=f"the customer wrote again while {name} is {state}; ")
 
 
-def reply(session: Session, ticket_id: int, data: ReplyIn, *, by: int | None, now: datetime | None = None) -> Message:
+def reply(session: Session, ticket_id: int, data: ReplyIn, *, by: int | None, now: datetime | None = None,
+          settings=None) -> Message:
     """An agent's answer on the ticket (on the given conversation, or the latest): the first- and
-    next-response clocks are met, a new ticket becomes open."""
+    next-response clocks are met, a new ticket becomes open, and it is queued on the conversation's channel
+    (`settings`: the process settings when not given)."""
     now = now or utcnow()
     if data.external_id:
         known = session.scalar(sa.select(Message).where(Message.external_id == data.external_id))
@@ -217,6 +219,6 @@ def reply(session: Session, ticket_id: int, data: ReplyIn, *, by: int | None, no
     emit(session, "service.reply", ticket.customer_id, {
         "ticket_id": ticket.id, "message_id": message.id, "conversation_id": conversation.id,
         "channel": conversation.channel, "inbox_id": conversation.inbox_id, "author_id": by})
-    outbound.deliver_reply(session, ticket, conversation, message, now=now)  # the outbox, in this transaction
+    outbound.deliver_reply(session, ticket, conversation, message, settings=settings, now=now)  # the outbox, in this transaction
     session.flush()
     return message
