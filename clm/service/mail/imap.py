@@ -1,7 +1,8 @@
 """`clm mail poll`: read new mail from an IMAP mailbox (CLM_MAIL_IMAP_URL) into the desk.
 
 URL forms: ``imaps://user:pass@host:993/INBOX`` (TLS), ``imap://user:pass@host:143/INBOX?starttls=1``;
-``verify=0`` for a test server with a self-signed certificate; user and password percent-decoded.
+``verify=0`` for a test server with a self-signed certificate; user and password percent-decoded (a
+non-ASCII one logs in with AUTHENTICATE PLAIN in UTF-8).
 
 Each unseen message is fetched with BODY.PEEK[] (which leaves it unseen), stored or quarantined and
 committed, and only then flagged \\Seen (and, with ``delete=1`` in the URL, deleted). A poller that dies
@@ -72,7 +73,12 @@ class ImapConfig:
             client = imaplib.IMAP4(self.host, self.port, timeout=self.timeout)
             if self.starttls:
                 client.starttls(ssl_context=self.tls_context())
-        client.login(self.username, self.password)
+        if self.username.isascii() and self.password.isascii():
+            client.login(self.username, self.password)
+        else:
+            # imaplib's LOGIN sends ASCII only; AUTHENTICATE PLAIN carries UTF-8 (RFC 4616), e.g. "mậtkhẩu".
+            token = b"\0" + self.username.encode() + b"\0" + self.password.encode()
+            client.authenticate("PLAIN", lambda _challenge: token)
         return client
 
 
