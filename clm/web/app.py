@@ -113,6 +113,9 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     from clm.service.cti import router as cti_router
 
     app.include_router(cti_router)  # /hooks/cti/<token>: a PBX's call events (Zammad's Generic CTI format)
+    from clm.service.survey_page import router as survey_page_router
+
+    app.include_router(survey_page_router)  # /s/...: a customer's CSAT / NPS answer (no login; signed, expiring link)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
