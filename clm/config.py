@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     speedsms_url: str = Field("https://api.speedsms.vn/index.php", description="SpeedSMS API base URL.")
     zalo_access_token: SecretStr | None = Field(None, description="Zalo OA access token for ZNS template messages.")
     zalo_zns_url: str = Field("https://business.openapi.zalo.me", description="Zalo ZNS API base URL.")
+    zalo_oa_url: str = Field("https://openapi.zalo.me", description="Zalo OA API base URL: agents' answers to "
+                                                                    "followers go to /v3.0/oa/message/cs.")
     zalo_app_id: str | None = Field(
         None, description="Zalo app id: inbound webhooks from another app are refused; needed to refresh tokens."
     )

@@ -202,8 +202,9 @@ def claim_message(session: Session, job: Claimed, *, adapters: dict[str, Adapter
                       reason=f"no {message.channel} provider is configured: {hint}")
         return "failed"
     customer = session.get(Customer, message.customer_id, with_for_update=_postgres(session), populate_existing=True)
-    if message.channel != "webhook":
-        message.address = guardrails.address_of(session, customer, message.channel)  # today's address
+    if message.channel != "webhook" and not (message.data or {}).get("zalo_user_id"):
+        # today's address (a Zalo OA answer goes to the follower's user id, kept on the message)
+        message.address = guardrails.address_of(session, customer, message.channel)
     verdict = guardrails.check(session, customer_id=message.customer_id, channel=message.channel,
                                purpose=message.purpose, address=message.address, when=now, settings=settings,
                                message_id=message.id)

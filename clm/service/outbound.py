@@ -11,6 +11,8 @@ Per channel:
   (clm.service.mail.ids), `In-Reply-To` the customer's latest mail in the conversation and `References`
   the thread, so the customer's client threads it and their answer finds the ticket again;
 - **sms**: the text to the customer's phone;
+- **zalo**: a consultation message from the OA to the follower's Zalo user id (identity kind `zalo`; a
+  customer without one gets nothing: the outbox message is `suppressed` and says so);
 - **messenger**: inside 24 hours of the customer's last message a plain response; later, up to 7 days,
   with Meta's `HUMAN_AGENT` tag (a person's answer); beyond that the reply is refused (409
   `messenger_window_closed`) before anything is stored, since Messenger would refuse it.
@@ -35,13 +37,13 @@ from clm.channels.models import QUEUED, SUPPRESSED
 from clm.channels.models import Message as OutboxMessage
 from clm.channels.service import SEND_JOB, send_job_key
 from clm.channels.status import record_status
-from clm.customers.models import Customer
+from clm.customers.models import Customer, Identity
 from clm.lib.clock import as_utc, utcnow
 from clm.service.errors import ServiceConflict
 from clm.service.mail import ids
 from clm.service.models import Conversation, Message, Ticket
 
-SENDS = ("email", "sms", "messenger")  # conversation channels whose replies go through the outbox
+SENDS = ("email", "sms", "zalo", "messenger")  # conversation channels whose replies go through the outbox
 REPLY_TEMPLATE, AUTO_TEMPLATE = "service.reply", "service.auto"
 MAX_REFERENCES = 10
 
@@ -158,14 +160,27 @@ def _queue(session: Session, ticket: Ticket, conversation: Conversation, message
         data["headers"] = email_headers(session, ticket, conversation, message, settings, automatic)
     elif channel == "messenger":
         data.update(_messenger_data(session, customer.id, now, automatic))
+    elif channel == "zalo":
+        follower = session.scalar(sa.select(Identity.value).where(Identity.customer_id == customer.id,
+                                                                  Identity.kind == "zalo")
+                                  .order_by(Identity.id.desc()).limit(1))
+        if follower:
+            data["zalo_user_id"] = follower
     row = OutboxMessage(customer_id=customer.id, channel=channel, purpose="transactional", template_key=template,
                         idempotency_key=key, status=QUEUED, data=data, text=message.body, subject=subject,
                         html=None, locale=ticket.language, attempts=0, created_at=now, updated_at=now)
     session.add(row)
     session.flush()
-    row.address = guardrails.address_of(session, customer, channel)
-    verdict = guardrails.check(session, customer_id=customer.id, channel=channel, purpose="transactional",
-                               address=row.address, when=now, settings=settings, message_id=row.id)
+    if channel == "zalo":  # an OA answer goes to the follower, not to a phone (ZNS)
+        row.address = data.get("zalo_user_id")
+    else:
+        row.address = guardrails.address_of(session, customer, channel)
+    if channel == "zalo" and not row.address:
+        verdict = guardrails.Verdict(SUPPRESSED, "the customer has no Zalo user id (they never wrote to the OA): "
+                                                 "answer on another channel")
+    else:
+        verdict = guardrails.check(session, customer_id=customer.id, channel=channel, purpose="transactional",
+                                   address=row.address, when=now, settings=settings, message_id=row.id)
     record_status(session, row, verdict.status, reason=verdict.reason, at=now, force=True)
     message.meta = {**(message.meta or {}), "outbox_message_id": row.id, "delivery": row.status,
                     **({"delivery_reason": row.status_reason} if row.status_reason else {}),

@@ -60,7 +60,8 @@ def _provider_adapters(settings) -> dict[str, Adapter]:
     zalo_token = (tokens.current() if tokens else None) or _secret(settings.zalo_access_token)
     if zalo_token or (tokens and tokens.first_refresh_token):
         # With only a refresh token, the first send's -124 answer makes the adapter fetch a token.
-        adapters["zalo"] = ZaloZnsAdapter(zalo_token or "", url=settings.zalo_zns_url, timeout=timeout,
+        adapters["zalo"] = ZaloZnsAdapter(zalo_token or "", url=settings.zalo_zns_url, oa_url=settings.zalo_oa_url,
+                                          timeout=timeout,
                                           refresh=tokens.refresh if tokens else None)
     if _secret(settings.messenger_page_token):
         adapters["messenger"] = MessengerAdapter(_secret(settings.messenger_page_token),

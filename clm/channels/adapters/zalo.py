@@ -1,9 +1,13 @@
-"""Zalo ZNS template messages sent to a phone number.
+"""Zalo ZNS template messages sent to a phone number, and OA consultation messages to a follower.
 
 Wire format: ../shared/design/PROVIDERS.md section 3. The OA access token goes in a custom
 ``access_token`` header; Zalo answers HTTP 200 with ``error`` in the body (0 is success). The phone
 is sent as ``84xxxxxxxxx``; ``tracking_id`` is the message's idempotency key, which the delivery
 webhook (``user_received_message``) hands back next to ``msg_id``.
+
+A message whose data names ``zalo_user_id`` (an agent's answer to someone who wrote to the OA) goes as
+free text to ``{oa_url}/v3.0/oa/message/cs`` instead: ``{"recipient": {"user_id": ...}, "message":
+{"text": ...}}`` with the same OA access token, at most 2000 characters.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from clm.channels.adapters.base import Outgoing, PermanentError, SendResult, Tra
 from clm.channels.adapters.http import ProviderClient, json_body, vn_international
 
 SEND_PATH = "/message/template"
+CS_PATH = "/v3.0/oa/message/cs"
+MAX_CS_TEXT = 2000
 TOKEN_EXPIRED = -124
 _TRACKING_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,48}$")
 
@@ -48,6 +54,7 @@ _MESSAGE_CODES = {
 class ZaloZnsAdapter:
     access_token: str
     url: str = "https://business.openapi.zalo.me"
+    oa_url: str = "https://openapi.zalo.me"  # the OA API: consultation messages to followers
     timeout: float = 10.0
     # Called once with the token Zalo refused as expired; returns a newer one (or None if it cannot).
     refresh: Callable[[str], str | None] | None = None
@@ -75,19 +82,30 @@ class ZaloZnsAdapter:
             "tracking_id": tracking_id(message.idempotency_key),
         }
 
+    def consultation_body(self, message: Outgoing) -> dict:
+        text = (message.text or "").strip()
+        if not text:
+            raise PermanentError("a Zalo OA message needs text", code="no_text")
+        if len(text) > MAX_CS_TEXT:
+            raise PermanentError(f"a Zalo OA message holds at most {MAX_CS_TEXT} characters, not {len(text)}",
+                                 code="too_long")
+        return {"recipient": {"user_id": str(message.data["zalo_user_id"])}, "message": {"text": text}}
+
     def send(self, message: Outgoing) -> SendResult:
-        body = self.request_body(message)
-        answer = self._post(body)
+        if message.data.get("zalo_user_id"):
+            body, url = self.consultation_body(message), self.oa_url.rstrip("/") + CS_PATH
+        else:
+            body, url = self.request_body(message), self.url.rstrip("/") + SEND_PATH
+        answer = self._post(body, url)
         if answer.get("error") == TOKEN_EXPIRED and self.refresh is not None:
             fresh = self.refresh(self._token)
             if fresh and fresh != self._token:
                 self._token = fresh
-                answer = self._post(body)
+                answer = self._post(body, url)
         return read_answer(answer)
 
-    def _post(self, body: dict) -> dict:
-        response = self.http.request("POST", self.url.rstrip("/") + SEND_PATH, json=body,
-                                     headers={"access_token": self._token})
+    def _post(self, body: dict, url: str) -> dict:
+        response = self.http.request("POST", url, json=body, headers={"access_token": self._token})
         answer = json_body(response)
         if response.status_code == 429:
             raise TransientError("Zalo is rate limiting requests", code=429)
@@ -112,7 +130,7 @@ def read_answer(answer: dict[str, Any]) -> SendResult:
     message = str(answer.get("message") or "")
     if code == 0:
         data = answer.get("data") or {}
-        msg_id = data.get("msg_id")
+        msg_id = data.get("msg_id") or data.get("message_id")  # ZNS: msg_id; OA consultation: message_id
         return SendResult(provider_id=None if msg_id is None else str(msg_id), status="sent",
                           detail={"provider": "zalo", "sent_time": data.get("sent_time"),
                                   "quota": data.get("quota")})
