@@ -31,6 +31,7 @@ SUITES = {
     "jobs": "jobs_bench",
     "channels": "channels_bench",
     "journeys": "journeys_bench",
+    "loyalty": "loyalty_bench",
 }
 
 

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
         description="Marketing is not sent in these hours (business time zone); messages wait for the end. Empty: none.",
     )
     send_max_attempts: int = Field(8, ge=1, description="Tries per message before a transient error becomes a failure.")
+    render_processes: int | None = Field(
+        None, ge=0, description="Processes that render a large broadcast's messages while it is queued (unset: "
+        "one per CPU, at most 4; 0: render in the queueing process)."
+    )
     broadcast_attribution_days: int = Field(
         7, ge=1, le=90, description="A broadcast's report counts orders its recipients placed within this many days."
     )

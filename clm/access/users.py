@@ -26,16 +26,18 @@ MIN_PASSWORD_LENGTH = 10
 # builder and state buttons; loyalty: the program's reports, member lookup and pages (read); loyalty:manage:
 # its settings, rules, tiers, rewards and manual point adjustments.
 # sales: the pipeline board, leads, forecast (a sales rep's work); sales:manage: lead forms and assignment rules.
+# service: the service desk's workspace (views, tickets, replies, notes), live updates and its reports.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read",
                         "settings:write", "jobs", "channels", "journeys", "loyalty", "loyalty:manage", "sales",
-                        "sales:manage"}),
+                        "sales:manage", "service"}),
     "manager": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read",
-                          "jobs", "channels", "journeys", "sales", "sales:manage", "loyalty", "loyalty:manage"}),
+                          "jobs", "channels", "journeys", "sales", "sales:manage", "loyalty", "loyalty:manage",
+                          "service"}),
     "marketer": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "channels",
                            "journeys", "loyalty"}),
     "sales": frozenset({"customers", "segments:read", "sales"}),
-    "agent": frozenset({"customers"}),
+    "agent": frozenset({"customers", "service"}),
 }
 
 

@@ -9,9 +9,9 @@ never sent. Problems with the call itself (an unknown channel, a missing custome
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -19,16 +19,16 @@ from sqlalchemy.orm import Session
 
 from clm.channels import guardrails
 from clm.channels.models import CHANNELS, FAILED, PURPOSES, QUEUED, SUPPRESSED, Message, MessageEvent
+from clm.channels.rendering import Batch, links_used, renderer_for
+from clm.channels.rendering import render_for as _render_for
 from clm.channels.status import record_status
 from clm.channels.templates import (
     Rendered,
     RenderError,
     customer_locale,
     get_version,
-    render_version,
     template_variables,
 )
-from clm.channels.tracking import Links
 from clm.channels.tracking import secret as tracking_secret
 from clm.customers.models import Customer, Identity
 from clm.db.bulk import allocate_ids, insert_rows
@@ -64,28 +64,6 @@ def _settings(settings):
     from clm.config import get_settings
 
     return get_settings()
-
-
-def links_used(version) -> tuple[bool, bool]:
-    """Whether any part of `version` names `unsubscribe_url` / `preferences_url` (each costs an HMAC per
-    message; a name absent from every source cannot be referenced)."""
-    sources = [part for variant in (version.variants or {}).values() for part in variant.values() if part]
-    sources += list((version.provider or {}).get("template_data", {}).values())
-    return (any("unsubscribe_url" in s for s in sources), any("preferences_url" in s for s in sources))
-
-
-def _render_for(message_id: int, channel: str, purpose: str, version, variables: dict[str, Any], locale: str,
-                settings, key: bytes | None = None, used: tuple[bool, bool] = (True, True)) -> Rendered:
-    links = Links(settings, message_id, key)
-    variables = dict(variables)
-    if used[0]:
-        variables["unsubscribe_url"] = links.unsubscribe()
-    if used[1]:
-        variables["preferences_url"] = links.preferences()
-    rendered = render_version(version, channel, locale, variables)
-    if channel == "email" and rendered.html:
-        rendered.html = links.track_html(rendered.html)
-    return rendered
 
 
 def enqueue_message(session: Session, *, customer_id: int, channel: str, template_key: str,
@@ -190,19 +168,23 @@ def enqueue_many(session: Session, *, customer_ids: list[int], channel: str, tem
     run_at = quiet.until if quiet is not None and quiet.until else when
     counts: Counter = Counter()
     ids = list(dict.fromkeys(customer_ids))
-    from clm.jobs import queue
-
-    for start in range(0, len(ids), chunk):
-        part = ids[start:start + chunk]
-        rows, job_ids = _prepare_chunk(session, part, channel, purpose, template_key, version, idempotency_prefix,
-                                       context, broadcast_id, settings, now, when, quiet, counts)
-        _bulk_insert(session, _messages, _COLUMNS, rows)
-        _bulk_insert(session, _events, ("message_id", "status", "reason", "detail", "at"),
-                     [(r[0], r[13], r[14], {}, now) for r in rows])
-        # The messages are new, so no job can exist for them yet: the jobs go in without unique keys,
-        # which lets the queue COPY them on PostgreSQL (the message's own key guards duplicates).
-        queue.enqueue_many(session, SEND_JOB, [{"message_id": i} for i in job_ids], run_at=run_at,
-                           max_attempts=settings.send_max_attempts, now=now)
+    # Chunk N+1 is read (and chunk N written) while the renderer works on chunk N: see clm.channels.rendering.
+    renderer = renderer_for(len(ids), getattr(settings, "render_processes", None))
+    fresh = iter(allocate_ids(session, _messages, len(ids)))  # drawn once: SQLite's come from max(id)
+    pending: deque = deque()
+    try:
+        for start in range(0, len(ids), chunk):
+            read = _read_chunk(session, ids[start:start + chunk], fresh, channel, purpose, template_key, version,
+                               idempotency_prefix, context, settings, when, counts)
+            pending.append((read, renderer.submit(read.batch)))
+            if len(pending) > renderer.workers:
+                _write_chunk(session, *pending.popleft(), channel, purpose, template_key, version, broadcast_id,
+                             settings, now, run_at, quiet, counts)
+        while pending:
+            _write_chunk(session, *pending.popleft(), channel, purpose, template_key, version, broadcast_id,
+                         settings, now, run_at, quiet, counts)
+    finally:
+        renderer.close()
     return {status: n for status, n in counts.items() if n}
 
 
@@ -244,8 +226,17 @@ _PROFILE = (Customer.id, Customer.external_id, Customer.email, Customer.phone, C
             Customer.traits)
 
 
-def _prepare_chunk(session, part, channel, purpose, template_key, version, prefix, context, broadcast_id, settings,
-                   now, when, quiet, counts):
+@dataclass
+class _Chunk:
+    """One chunk of recipients, read and ready to render: per recipient (message id, customer id, key,
+    address, why it is blocked, until when it is capped), and the rendering batch in the same order."""
+
+    recipients: list[tuple[int, int, str, str | None, str | None, datetime | None]]
+    batch: Batch
+
+
+def _read_chunk(session, part, fresh, channel, purpose, template_key, version, prefix, context, settings, when,
+                counts) -> _Chunk:
     keys = {cid: f"{prefix}:{cid}" for cid in part}
     dialect = session.get_bind().dialect.name
     # Lists as one parameter (= ANY / json_each): a 2,000-value IN list cost more to compile than to run.
@@ -267,36 +258,54 @@ def _prepare_chunk(session, part, channel, purpose, template_key, version, prefi
                                       channel, purpose)
     capped = guardrails.capped_many(session, [c.id for c in customers], when, settings.marketing_cap,
                                     settings.marketing_cap_days) if purpose == "marketing" else {}
-    new_ids = allocate_ids(session, _messages, len(customers))
-    key = tracking_secret(settings)
-    used = links_used(version)
+    recipients, to_render = [], []
+    for customer in customers:
+        message_id = next(fresh)
+        recipients.append((message_id, customer.id, keys[customer.id], addresses[customer.id],
+                           blocked.get(customer.id), capped.get(customer.id)))
+        to_render.append((message_id, template_variables(session, customer, context, settings.timezone),
+                          customer_locale(customer, settings.default_locale)))
+    batch = Batch(version.version, version.variants or {}, version.provider or {}, channel, purpose,
+                  settings.public_url, tracking_secret(settings), links_used(version), to_render)
+    return _Chunk(recipients, batch)
+
+
+def _write_chunk(session, read: _Chunk, rendering, channel, purpose, template_key, version, broadcast_id, settings,
+                 now, run_at, quiet, counts) -> None:
+    """The chunk's messages, their first history rows and their send jobs, in bulk."""
+    from clm.jobs import queue
+
     rows, job_ids = [], []
-    for message_id, customer in zip(new_ids, customers, strict=True):
-        locale = customer_locale(customer, settings.default_locale)
-        rendered, reason, status, until = None, None, QUEUED, None
-        try:
-            variables = template_variables(session, customer, context, settings.timezone)
-            rendered = _render_for(message_id, channel, purpose, version, variables, locale, settings, key, used)
-        except RenderError as exc:
-            status, reason = FAILED, f"template {template_key} v{version.version}: {exc.reason}"
-        address = (rendered.data.get("url") if rendered else None) if channel == "webhook" else addresses[customer.id]
+    for (message_id, customer_id, key, address, blocked, capped), (_, _, locale), result in zip(
+            read.recipients, read.batch.recipients, rendering.result(), strict=True):
+        r = result if isinstance(result, Rendered) else None
+        status, reason, until = QUEUED, None, None
+        if r is None:
+            status, reason = FAILED, f"template {template_key} v{version.version}: {result}"
+        if channel == "webhook":
+            address = r.data.get("url") if r else None
         if status == QUEUED and channel == "webhook" and not address:
             status, reason = SUPPRESSED, f"the customer has no {guardrails.NEEDS['webhook']} for webhook"
-        elif status == QUEUED and customer.id in blocked:
-            status, reason = SUPPRESSED, blocked[customer.id]
-        elif status == QUEUED and customer.id in capped:
-            status, until = "deferred", capped[customer.id]
+        elif status == QUEUED and blocked:
+            status, reason = SUPPRESSED, blocked
+        elif status == QUEUED and capped:
+            status, until = "deferred", capped
             reason = f"frequency cap: {settings.marketing_cap} marketing messages in {settings.marketing_cap_days} days"
         elif status == QUEUED and quiet is not None and quiet.status == "deferred":
             status, until, reason = "deferred", quiet.until, quiet.reason
         counts[status] += 1
         if status in (QUEUED, "deferred"):
             job_ids.append(message_id)
-        r = rendered
-        rows.append((message_id, customer.id, channel, purpose, template_key, version.version,
+        rows.append((message_id, customer_id, channel, purpose, template_key, version.version,
                      r.locale if r else locale, r.subject if r else None, r.text if r else "", r.html if r else None,
-                     r.data if r else {}, address, keys[customer.id], status, reason, until, 0, broadcast_id, now, now))
-    return rows, job_ids
+                     r.data if r else {}, address, key, status, reason, until, 0, broadcast_id, now, now))
+    _bulk_insert(session, _messages, _COLUMNS, rows)
+    _bulk_insert(session, _events, ("message_id", "status", "reason", "detail", "at"),
+                 [(r[0], r[13], r[14], {}, now) for r in rows])
+    # The messages are new, so no job can exist for them yet: the jobs go in without unique keys,
+    # which lets the queue COPY them on PostgreSQL (the message's own key guards duplicates).
+    queue.enqueue_many(session, SEND_JOB, [{"message_id": i} for i in job_ids], run_at=run_at,
+                       max_attempts=settings.send_max_attempts, now=now)
 
 
 # --- reading ---------------------------------------------------------------------------------------

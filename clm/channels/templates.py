@@ -126,10 +126,21 @@ def _vnd(amount: int, locale: str) -> str:
     return format_money(amount, "VND", locale)
 
 
+_VND_SEEN: dict[tuple[Any, Any], str] = {}  # (value as given, locale) -> text: the common case, one look-up
+
+
 @jinja2.pass_context
 def _vnd_filter(ctx, value: Any) -> str:
+    locale = ctx.get("locale")
+    if type(value) is int:
+        seen = _VND_SEEN.get((value, locale))
+        if seen is not None:
+            return seen
     amount = int(round(float(value)))  # VND has no minor unit: minor units are dong
-    return _vnd(amount, BABEL.get(ctx.get("locale") or "vi", "vi_VN"))
+    text = _vnd(amount, BABEL.get(locale or "vi", "vi_VN"))
+    if type(value) is int and len(_VND_SEEN) < 4096:
+        _VND_SEEN[(value, locale)] = text
+    return text
 
 
 def _environment(autoescape: bool) -> SandboxedEnvironment:
@@ -165,9 +176,9 @@ def _render_part(source: str | None, variables: dict[str, Any], part: str, html:
         return source
     try:
         template = _compiled(source, html)
-        # Template.render merges the globals (a ChainMap, slow to copy) into a new context per call; they
-        # are merged once here instead (a broadcast renders three parts for every recipient).
-        context = template.new_context({**_GLOBALS, **variables}, shared=True)
+        # Template.render merges the globals (a ChainMap, slow to copy) into a new context per call;
+        # render_version merges them once for all the parts instead (shared: the dict is used as is).
+        context = template.new_context(variables if "range" in variables else {**_GLOBALS, **variables}, shared=True)
         return template.environment.concat(template.root_render_func(context))
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(f"{part}: line {exc.lineno}: {exc.message}") from exc
@@ -186,7 +197,7 @@ def render_version(version: TemplateVersion, channel: str, locale: str, variable
         raise RenderError("the template has no content")
     chosen = locale if locale in variants else next((lc for lc in LOCALES if lc in variants), next(iter(variants)))
     variant = variants[chosen]
-    variables = {**variables, "locale": chosen}
+    variables = {**_GLOBALS, **variables, "locale": chosen}
     where = f"{chosen}."
     subject = _render_part(variant.get("subject"), variables, where + "subject")
     text = _render_part(variant.get("text") or "", variables, where + "text") or ""

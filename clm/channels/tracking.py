@@ -17,6 +17,7 @@ import hmac
 import html as html_lib
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,7 +47,7 @@ def secret(settings) -> bytes:
 
 
 def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _unb64(text: str) -> bytes:
@@ -54,10 +55,18 @@ def _unb64(text: str) -> bytes:
 
 
 def sign(key: bytes, kind: str, payload: str) -> str:
-    """A token for `payload`: base64url(payload).base64url(HMAC(kind + payload))[:16 bytes]."""
+    """A token for `payload`: base64url(payload).base64url(HMAC(kind + payload))[:16 bytes].
+
+    Only URL-safe base64 letters and a dot: a token needs no escaping in HTML."""
     raw = payload.encode()
     mac = hmac.digest(key, kind.encode() + b"\0" + raw, "sha256")[:16]
     return f"{_b64(raw)}.{_b64(mac)}"
+
+
+@lru_cache(maxsize=1024)
+def _unescaped(url: str) -> str:
+    # A broadcast's HTML carries the same few links for every recipient.
+    return html_lib.unescape(url)
 
 
 def verify(key: bytes, kind: str, token: str) -> str:
@@ -109,17 +118,26 @@ class Links:
     def track_html(self, html: str) -> str:
         """Links through the click redirect (our own /t/ links stay), and the open pixel at the end."""
         own = f"{self.base}/t/"
+        base = _escaped(self.base)  # tokens are URL-safe base64: only the base can need escaping
+        prefix, key = f"{self.message_id}\n", self.key
 
         def swap(match: re.Match) -> str:
-            url = html_lib.unescape(match.group(3))
+            url = _unescaped(match.group(3))
             if url.startswith(own):
                 return match.group(0)
-            return f"{match.group(1)}{match.group(2)}{html_lib.escape(self.click(url))}{match.group(2)}"
+            quote = match.group(2)
+            return f"{match.group(1)}{quote}{base}/t/c/{sign(key, 'c', prefix + url)}{quote}"
 
         tracked = _HREF.sub(swap, html)
-        pixel = f'<img src="{html_lib.escape(self.open_pixel())}" width="1" height="1" alt="" style="display:none">'
+        pixel = (f'<img src="{base}/t/o/{sign(key, "o", str(self.message_id))}.gif" width="1" height="1" alt="" '
+                 'style="display:none">')
         at = tracked.lower().rfind("</body>")
         return tracked[:at] + pixel + tracked[at:] if at >= 0 else tracked + pixel
+
+
+@lru_cache(maxsize=16)
+def _escaped(text: str) -> str:
+    return html_lib.escape(text)
 
 
 def click_target(settings, token: str) -> tuple[int, str]:

@@ -312,3 +312,19 @@ class SlaTimer(Base):
 
 def day_key(day: date) -> str:
     return ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[day.weekday()]
+
+
+class ChatSite(Base):
+    """A website carrying the web chat widget: its public key (in the embed snippet, not a secret), the
+    origins allowed to call the chat endpoints, and the chat inbox its conversations arrive in."""
+
+    __tablename__ = "service_chat_sites"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    public_key: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    inbox_id: Mapped[int] = mapped_column(sa.ForeignKey("service_inboxes.id", ondelete="CASCADE"), index=True)
+    origins: Mapped[list[str]] = mapped_column(Json, default=list)  # empty: any origin
+    greeting: Mapped[dict[str, str]] = mapped_column(Json, default=dict)  # {"vi": ..., "en": ...}
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -435,11 +435,16 @@ def update_ticket(session: Session, ticket_id: int, changes: TicketUpdate, *, by
         if changes.order_id is not None:
             _check_order(session, changes.order_id, ticket.customer_id)
         simple["order_id"] = changes.order_id
+    changed = []
     for name, value in simple.items():
         old = getattr(ticket, name)
         if old != value:
             setattr(ticket, name, value)
             audit.record(session, ticket, name, old, value, at=now, user_id=by)
+            changed.append(name)
+    if changed:  # status and assignee announce themselves; this is for open pages (clm.service.live)
+        emit(session, "service.ticket_updated", ticket.customer_id,
+             {"ticket_id": ticket.id, "number": ticket.number, "fields": changed, "by": by})
     if "priority" in simple:
         ticket.priority_rank = PRIORITY_RANK[ticket.priority]
     if "status" in sent:
@@ -495,6 +500,7 @@ def add_note(session: Session, ticket_id: int, body: str, *, by: int | None = No
     session.add(note)
     session.flush()
     audit.record(session, ticket, "note", None, note.id, at=now, user_id=by)
+    emit(session, "service.note_added", ticket.customer_id, {"ticket_id": ticket.id, "note_id": note.id, "by": by})
     for user in users:
         emit(session, "service.mentioned", ticket.customer_id, {
             "ticket_id": ticket.id, "number": ticket.number, "note_id": note.id, "user_id": user.id, "by": by})
