@@ -14,7 +14,30 @@ from clm.config import Settings
 from clm.db.engine import make_engine
 from clm.db.migrate import upgrade
 
-POSTGRES_URL = os.environ.get("CLM_TEST_POSTGRES_URL")
+
+def _database_of_this_worker(url: str | None) -> str | None:
+    """With pytest-xdist (`make test` runs two workers), each worker gets a database of its own on the same
+    server (`test` -> `test_gw0`, `test_gw1`), created when missing, since fixtures drop and recreate the
+    schema. Subprocesses of a test inherit it through CLM_TEST_POSTGRES_URL."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    base, _, rest = url.rpartition("/")
+    name, sep, query = rest.partition("?")
+    mine = f"{name}_{worker}"
+    admin = sa.create_engine(f"{base}/postgres{sep}{query}", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if not conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": mine}).scalar():
+                conn.exec_driver_sql(f'CREATE DATABASE "{mine}"')
+    finally:
+        admin.dispose()
+    url = f"{base}/{mine}{sep}{query}"
+    os.environ["CLM_TEST_POSTGRES_URL"] = url
+    return url
+
+
+POSTGRES_URL = _database_of_this_worker(os.environ.get("CLM_TEST_POSTGRES_URL"))
 BACKENDS = [
     "sqlite",
     pytest.param(
