@@ -150,6 +150,23 @@ class Settings(BaseSettings):
         None, description="Secret path segment of the eSMS and SpeedSMS report URLs (/hooks/esms/<token>)."
     )
 
+    # Service desk email (docs/service.md, Email): mail in by SMTP or IMAP, agents' replies out by CLM_SMTP_URL.
+    mail_listen_host: str = Field("127.0.0.1", description="Address `clm mail serve` (the inbound SMTP listener) "
+                                                           "listens on.")
+    mail_listen_port: int = Field(2525, ge=1, le=65535, description="Port `clm mail serve` listens on.")
+    mail_imap_url: SecretStr | None = Field(
+        None, description="Mailbox `clm mail poll` reads: imaps://user:pass@host:993/INBOX, or "
+                          "imap://user:pass@host:143/INBOX?starttls=1 (verify=0 for a self-signed test server).")
+    mail_max_bytes: int = Field(25_000_000, ge=1024, description="Largest inbound mail accepted, in bytes "
+                                                                 "(the listener refuses larger ones with 552).")
+    mail_max_attachment_bytes: int = Field(
+        10_000_000, ge=1, description="Largest attachment kept, in bytes; a mail with a larger one is quarantined.")
+    mail_auto_ack: bool = Field(False, description="Answer a customer's new email ticket with an automatic "
+                                                   "acknowledgement naming the ticket (Auto-Submitted: auto-replied).")
+    mail_auto_per_recipient: int = Field(
+        3, ge=0, description="Automatic mails (acknowledgements) one address may get per hour; more are not sent.")
+    mail_auto_per_ticket: int = Field(5, ge=0, description="Automatic messages one ticket may send per day.")
+
     # Sales (docs/sales.md): the public lead form and lead-ad webhooks.
     lead_form_per_ip: int = Field(
         10, ge=1, description="Lead form posts accepted from one IP address per 10 minutes (per server process); "

@@ -116,9 +116,16 @@ def build_outgoing(session: Session, message: Message, settings) -> Outgoing:
         # RFC 8058: one HTTPS URI, and the exact one-click pair (mail providers POST it, no cookies).
         headers["List-Unsubscribe"] = f"<{Links(settings, message.id).unsubscribe()}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if message.channel == "email" and isinstance(data.get("headers"), dict):
+        # Threading headers a sender set (the service desk's replies: a signed Message-ID, In-Reply-To, ...).
+        headers.update({str(k): str(v) for k, v in data["headers"].items()})
     if message.channel == "messenger":
         last = last_inbound_messenger(session, message.customer_id)
-        data["last_inbound_at"] = last.isoformat() if last else None
+        known = data.get("last_inbound_at")  # the service desk knows of messages that are not events
+        if known and (last is None or known > last.isoformat()):
+            data["last_inbound_at"] = known
+        else:
+            data["last_inbound_at"] = last.isoformat() if last else None
     if message.channel == "webhook":
         data["body"] = {"message_id": message.id, "customer_id": message.customer_id, "template": message.template_key,
                         "purpose": message.purpose, "subject": message.subject, "text": message.text,

@@ -15,6 +15,7 @@ from clm.sales import models as sales  # noqa: F401
 from clm.segments import models as segments  # noqa: F401
 from clm.service import desk_models as service_desk  # noqa: F401
 from clm.service import models as service  # noqa: F401
+from clm.service.mail import models as service_mail  # noqa: F401
 from clm.tracking import models as tracking  # noqa: F401
 
 metadata = Base.metadata

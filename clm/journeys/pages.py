@@ -2,7 +2,7 @@
 revenue in the goal window, the A/B splits against control), the builder, and the state buttons.
 
 Permission `journeys` (admin, manager, marketer). The builder posts the whole form on every structural
-change (clm.journeys.form turns it into a draft, applies the edit and lays the graph out); "Validate"
+change (clm.journeys.builder turns it into a draft, applies the edit and lays the graph out); "Validate"
 runs the engine's checks (clm.journeys.validate) and marks each problem on its node; saving goes
 through the same service as the API (a new version once the journey went live).
 """
@@ -19,8 +19,10 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from clm.db.engine import for_writing
-from clm.journeys import form, report, service
 from clm.journeys import models as m
+from clm.journeys import report, service
+from clm.journeys.builder import convert, edits, layout, posted
+from clm.journeys.builder import draft as drafts
 from clm.journeys.validate import Problem, check
 from clm.lib.errors import FieldError, NotFound
 from clm.web import i18n
@@ -48,8 +50,8 @@ def _vocabulary(db: Session, locale: str) -> dict[str, Any]:
         templates.setdefault(tpl.channel, []).append((tpl.key, tpl.name or tpl.key))
     segments = db.execute(sa.select(Segment.id, Segment.name, Segment.kind).order_by(Segment.name)).all()
     users = db.execute(sa.select(User.id, User.name, User.email).where(User.active.is_(True)).order_by(User.name)).all()
-    return {"trigger_types": form.TRIGGER_TYPES, "addable": form.ADDABLE, "reentry": form.REENTRY,
-            "value_types": form.VALUE_TYPES, "date_fields": form.DATE_FIELDS, "channels": form.SEND_CHANNELS,
+    return {"trigger_types": drafts.TRIGGER_TYPES, "addable": drafts.ADDABLE, "reentry": drafts.REENTRY,
+            "value_types": drafts.VALUE_TYPES, "date_fields": drafts.DATE_FIELDS, "channels": drafts.SEND_CHANNELS,
             "purposes": ("marketing", "transactional"), "templates": templates, "weekdays": WEEKDAYS,
             "segments": [(str(i), name) for i, name, _ in segments],
             "static_segments": [(str(i), name) for i, name, kind in segments if kind == "static"],
@@ -67,7 +69,7 @@ def _rules_context(db: Session, locale: str) -> dict[str, Any]:
 
 
 def _problems(db: Session, draft: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
-    data, problems = form.to_definition(draft)
+    data, problems = convert.to_definition(draft)
     if not problems:
         _, problems = check(db, data)
     return data, problems
@@ -77,7 +79,7 @@ def _builder(request: Request, db: Session, user, draft: dict[str, Any], journey
              description: str = "", problems: list[Problem] | None = None, validated: bool = False,
              partial: bool = False, status_code: int = 200):
     locale = i18n.pick_locale(request, user)
-    form.annotate_rules(draft)
+    layout.annotate_rules(draft)
     problems = problems or []
     by_node: dict[str, list[str]] = {}
     for i, p in enumerate(problems):
@@ -92,11 +94,11 @@ def _builder(request: Request, db: Session, user, draft: dict[str, Any], journey
     jv = _vocabulary(db, locale)
     stage_name = i18n.stage_namer(locale)
     return render(request, "journeys/_builder.html" if partial else "journeys/builder.html", status_code=status_code,
-                  draft=draft, graph=form.layout(draft), journey=journey, j_name=name, description=description,
+                  draft=draft, graph=layout.layout(draft), journey=journey, j_name=name, description=description,
                   problems=problems, by_node=by_node, validated=validated, published=published, jv=jv,
                   node_choices=[(n["id"], f"{n['id']} · {n['label']}" if n["label"] else n["id"]) for n in draft["nodes"]],
-                  stage_pairs=[(s, stage_name(s)) for s in jv["stages"]], keys_of=form.successor_keys,
-                  can_up=lambda i: form.can_move_up(draft, i), can_down=lambda i: form.can_move_down(draft, i),
+                  stage_pairs=[(s, stage_name(s)) for s in jv["stages"]], keys_of=drafts.successor_keys,
+                  can_up=lambda i: edits.can_move_up(draft, i), can_down=lambda i: edits.can_move_down(draft, i),
                   rules_post="/journeys/builder", rules_count=None,
                   preview={"error_path": problems[0].field if problems else None},
                   **_rules_context(db, locale))
@@ -146,7 +148,7 @@ def install_playbook(request: Request, data: dict = Depends(form_data), user=Dep
 
 @router.get("/journeys/new")
 def new_page(request: Request, user=Depends(allowed), db: Session = Depends(get_session)):
-    return _builder(request, db, user, form.blank())
+    return _builder(request, db, user, drafts.blank())
 
 
 @router.get("/journeys/{journey_id}/edit")
@@ -157,7 +159,7 @@ def edit_page(request: Request, journey_id: int, user=Depends(allowed), db: Sess
         return not_found_page(request)
     if journey.state == m.ARCHIVED:
         return RedirectResponse(f"/journeys/{journey_id}", status_code=303)
-    draft = form.from_definition(service.current_version(db, journey).definition)
+    draft = convert.from_definition(service.current_version(db, journey).definition)
     return _builder(request, db, user, draft, journey=journey, name=journey.name, description=journey.description)
 
 
@@ -165,7 +167,7 @@ def edit_page(request: Request, journey_id: int, user=Depends(allowed), db: Sess
 def builder_fragment(request: Request, data: dict = Depends(form_data), user=Depends(allowed),
                      db: Session = Depends(get_session)):
     """The builder again after a change (a node added, removed, moved, a type picked), or validated."""
-    draft = form.act(form.from_form(data), data)
+    draft = edits.act(posted.from_form(data), data)
     validate = str(data.get("action", "")) == "validate"
     problems = _problems(db, draft)[1] if validate else []
     return _builder(request, db, user, draft, journey=_editing(db, data), name=str(data.get("name", "")),
@@ -173,7 +175,7 @@ def builder_fragment(request: Request, data: dict = Depends(form_data), user=Dep
 
 
 def _save(request: Request, data: dict, user, db: Session, journey=None):
-    draft = form.from_form(data)
+    draft = posted.from_form(data)
     name, description = str(data.get("name", "")), str(data.get("description", ""))
     definition, problems = _problems(db, draft)
     if not problems:
@@ -217,7 +219,7 @@ def _page(request: Request, db: Session, user, journey, error: str | None = None
     summary = service.summary(db, journey.id)
     splits = report.splits(db, journey.id, graph)
     days = report.daily(db, journey.id, request.app.state.dashboard_clock(), settings.timezone)
-    draft = form.from_definition(version.definition)
+    draft = convert.from_definition(version.definition)
     revenue = report.revenue(db, journey.id)
     chart = {"daily": {"labels": [fmt.date(d) for d in days["days"]], "entered": days["entered"],
                        "converted": days["converted"]},
@@ -225,7 +227,7 @@ def _page(request: Request, db: Session, user, journey, error: str | None = None
                          "rates": [round(100 * v.rate, 2) if v.rate is not None else 0 for v in s.variants]}
                         for s in splits]}
     return render(request, "journeys/journey.html", status_code=status_code, journey=journey, version=version,
-                  definition=version.definition, graph=form.layout(draft), graph_trigger=draft["trigger"], counts=counts, summary=summary,
+                  definition=version.definition, graph=layout.layout(draft), graph_trigger=draft["trigger"], counts=counts, summary=summary,
                   splits=splits, revenue=revenue, chart_data=chart, error=error, versions=service.versions(db, journey.id),
                   goal=version.definition.get("goal"), currency=settings.default_currency)
 

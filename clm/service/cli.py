@@ -99,3 +99,17 @@ def ticket(key: str = typer.Argument(..., help="A ticket's id or number (TK-0001
         for c in detail["changes"]:
             who = c.user_id or c.actor
             typer.echo(f"  {c.at:%Y-%m-%d %H:%M} {who} {c.field}: {c.old} -> {c.new} {c.reason or ''}".rstrip())
+
+
+@service_app.command("cti-token")
+def cti_token() -> None:
+    """Make a new secret for the PBX's Generic CTI endpoint and print its URL (the old one stops working)."""
+    from clm.config import get_settings
+    from clm.service.calls import new_token
+
+    with _session() as session:
+        token = new_token(session)
+        session.commit()
+    base = get_settings().public_url.rstrip("/")
+    typer.echo(f"{base}/hooks/cti/{token}")
+    typer.echo("give this URL to the PBX (Zammad's Generic CTI format); it is shown only once")

@@ -4,7 +4,7 @@
 listener and the CTI endpoint call it once they know the customer): it finds the conversation by inbox and
 thread, opens a ticket when there is none (or it is closed), reopens a solved one, starts the
 next-response clock and routes. A message with the channel's id is stored once however often it is sent.
-`reply` records an agent's answer; sending it through the channel's provider is the channels' outbox.
+`reply` records an agent's answer and queues it on the channels' outbox (clm.service.outbound).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from clm.lib.clock import as_utc, utcnow
 from clm.lib.errors import FieldError, NotFound
 from clm.outbox.service import emit
-from clm.service import audit, sla, timeline
+from clm.service import audit, outbound, sla, timeline
 from clm.service.errors import ServiceConflict
 from clm.service.models import CHANNELS, MAX_ID, Conversation, Inbox, Message, Ticket
 from clm.service.routing import Pool, lock_routing, route
@@ -199,6 +199,7 @@ def reply(session: Session, ticket_id: int, data: ReplyIn, *, by: int | None, no
                                     channel=ticket.channel, created_at=now)
         session.add(conversation)
         session.flush()
+    outbound.check_reply(session, conversation, now)  # e.g. Messenger's window: refused before anything is stored
     message = Message(conversation_id=conversation.id, ticket_id=ticket.id, customer_id=ticket.customer_id,
                       direction="out", author_id=by, body=data.body, external_id=data.external_id, created_at=now)
     session.add(message)
@@ -216,5 +217,6 @@ def reply(session: Session, ticket_id: int, data: ReplyIn, *, by: int | None, no
     emit(session, "service.reply", ticket.customer_id, {
         "ticket_id": ticket.id, "message_id": message.id, "conversation_id": conversation.id,
         "channel": conversation.channel, "inbox_id": conversation.inbox_id, "author_id": by})
+    outbound.deliver_reply(session, ticket, conversation, message, now=now)  # the outbox, in this transaction
     session.flush()
     return message

@@ -155,6 +155,9 @@ class Message(Base):
     # The channel's id of the message: a retried delivery of the same message finds it instead of adding it.
     external_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    html: Mapped[str | None] = mapped_column(sa.Text)  # an email's HTML, sanitised (clm.service.mail.parse)
+    # What the channel said beside the text: an email's from, to, cc, subject and Message-ID.
+    meta: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -107,6 +107,9 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     from clm.loyalty.public import router as member_page_router
 
     app.include_router(member_page_router)  # /m/...: a loyalty member's own page (no login; signed, expiring link)
+    from clm.service.cti import router as cti_router
+
+    app.include_router(cti_router)  # /hooks/cti/<token>: a PBX's call events (Zammad's Generic CTI format)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

@@ -16,9 +16,9 @@ from clm.channels.models import BROADCAST_STATUSES, CHANNELS, PURPOSES, STATUSES
 from clm.channels.pages.common import TABS as CHANNEL_TABS
 from clm.customers.models import IDENTITY_KINDS
 from clm.jobs.models import STATES as JOB_STATES
-from clm.journeys import form as journey_form
 from clm.journeys import models as journey_models
 from clm.journeys import pages as journey_pages
+from clm.journeys.builder import draft as journey_form
 from clm.segments import builder
 from clm.segments import pages as segments_pages
 from clm.web import i18n

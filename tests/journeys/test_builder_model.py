@@ -7,7 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clm.journeys import form
+from clm.journeys.builder import convert
+from clm.journeys.builder import draft as drafts
+from clm.journeys.builder import edits as editing
+from clm.journeys.builder import layout as layouts
 from clm.journeys.definition import dump_definition, parse_definition
 from clm.journeys.playbook import plays
 from clm.journeys.validate import graph_problems
@@ -32,7 +35,7 @@ DOCUMENTED = {
 
 
 def through_the_form(definition: dict) -> dict:
-    data, problems = form.to_definition(form.from_definition(definition))
+    data, problems = convert.to_definition(convert.from_definition(definition))
     assert problems == []
     return dump_definition(parse_definition(data))
 
@@ -59,46 +62,46 @@ def test_each_trigger_survives_the_builder_unchanged(trigger):
 
 
 def test_a_trait_value_typed_as_a_number_must_be_one():
-    draft = form.blank()
-    form.insert(draft, "start", "update_trait")
+    draft = drafts.blank()
+    editing.insert(draft, "start", "update_trait")
     draft["nodes"][0].update(trait="tier", vtype="number", value="gold")
-    _, problems = form.to_definition(draft)
+    _, problems = convert.to_definition(draft)
     assert [(p.field, p.node) for p in problems] == [("definition.nodes[0].value", "trait1")]
 
 
 EDITS = st.lists(st.tuples(st.sampled_from(["insert", "remove", "up", "down", "branch", "unbranch"]),
-                           st.integers(0, 30), st.integers(0, 30), st.sampled_from(form.ADDABLE)), max_size=25)
+                           st.integers(0, 30), st.integers(0, 30), st.sampled_from(drafts.ADDABLE)), max_size=25)
 
 
 @settings(max_examples=150, deadline=None)
 @given(EDITS)
 def test_any_sequence_of_edits_keeps_every_node_reachable_and_every_way_out_pointing_at_a_node(edits):
-    draft = form.blank()
+    draft = drafts.blank()
     draft["trigger"]["event"] = "Signed Up"
     for verb, a, b, kind in edits:
         nodes = draft["nodes"]
         if verb == "insert":
-            edges = ["start"] + [f"{i}.{k}" for i, n in enumerate(nodes) for k in form.successor_keys(n)]
-            form.insert(draft, edges[a % len(edges)], kind)
+            edges = ["start"] + [f"{i}.{k}" for i, n in enumerate(nodes) for k in drafts.successor_keys(n)]
+            editing.insert(draft, edges[a % len(edges)], kind)
         elif verb == "remove":
-            form.remove(draft, a % len(nodes))
+            editing.remove(draft, a % len(nodes))
         elif verb == "up":
-            form.move_up(draft, a % len(nodes))
+            editing.move_up(draft, a % len(nodes))
         elif verb == "down":
-            form.move_down(draft, a % len(nodes))
+            editing.move_down(draft, a % len(nodes))
         elif verb == "branch":
-            form.add_branch(draft, a % len(nodes))
+            editing.add_branch(draft, a % len(nodes))
         else:
-            form.remove_branch(draft, a % len(nodes), b % 10)
+            editing.remove_branch(draft, a % len(nodes), b % 10)
     ids = [n["id"] for n in draft["nodes"]]
     assert len(ids) == len(set(ids))
-    assert all(form.get_target(n, k) in ids for n in draft["nodes"] for k in form.successor_keys(n))
-    assert form.reachable(draft) == set(ids)
-    layout = form.layout(draft)
+    assert all(drafts.get_target(n, k) in ids for n in draft["nodes"] for k in drafts.successor_keys(n))
+    assert editing.reachable(draft) == set(ids)
+    layout = layouts.layout(draft)
     assert layout["orphans"] == []
     for node in draft["nodes"]:  # what a marketer fills in on each new step
         node.update({k: v for k, v in {"trait": "tier", "stage": "loyalty", "segment_id": "1", "owner_ids": ["1"],
                                        "template": "welcome"}.items() if k in node})
-    data, problems = form.to_definition(draft)
+    data, problems = convert.to_definition(draft)
     assert problems == []
     assert graph_problems(parse_definition(data)) == []

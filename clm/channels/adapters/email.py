@@ -82,6 +82,12 @@ def message_id_for(idempotency_key: str, sender: str) -> str:
     return f"<{hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]}@{domain}>"
 
 
+def _message_id(message: Outgoing, sender: str) -> str:
+    """The message's own Message-ID header when it sets one (the service desk signs its replies'), else
+    the one derived from the idempotency key."""
+    return message.headers.get("Message-ID") or message_id_for(message.idempotency_key, sender)
+
+
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP  # Vietnamese text stays mostly readable, lines stay short
 
@@ -107,9 +113,10 @@ def serialize(message: Outgoing, sender: str) -> bytes:
     mail["To"] = message.to
     mail["Subject"] = Header(message.subject or "", "utf-8")
     mail["Date"] = format_datetime(utcnow())
-    mail["Message-ID"] = message_id_for(message.idempotency_key, sender)
+    mail["Message-ID"] = _message_id(message, sender)
     for header, value in message.headers.items():
-        mail[header] = value if value.isascii() else Header(value, "utf-8")
+        if header.lower() != "message-id":
+            mail[header] = value if value.isascii() else Header(value, "utf-8")
     return mail.as_bytes(policy=_WIRE)
 
 
@@ -123,9 +130,10 @@ def build_email(message: Outgoing, sender: str) -> EmailMessage:
     mail["To"] = message.to  # a plain address; with a non-ASCII local part it goes out as SMTPUTF8
     mail["Subject"] = message.subject or ""
     mail["Date"] = format_datetime(utcnow())
-    mail["Message-ID"] = message_id_for(message.idempotency_key, sender)
+    mail["Message-ID"] = _message_id(message, sender)
     for name, value in message.headers.items():
-        mail[name] = value
+        if name.lower() != "message-id":
+            mail[name] = value
     mail.set_content(message.text or "", cte="quoted-printable")
     if message.html:
         mail.add_alternative(message.html, subtype="html", cte="quoted-printable")
@@ -176,7 +184,7 @@ class EmailAdapter:
             data = self.signer.sign(data)
         international = not (envelope_from.isascii() and message.to.isascii())
         options = ["SMTPUTF8", "BODY=8BITMIME"] if international else []
-        message_id = message_id_for(message.idempotency_key, self.sender)
+        message_id = _message_id(message, self.sender)
         with self._lock:
             try:
                 return self._send(message_id, data, envelope_from, message.to, options)
