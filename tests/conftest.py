@@ -70,6 +70,18 @@ def engine(request, tmp_path_factory) -> Iterator[sa.Engine]:
 
 
 @pytest.fixture
+def many_connections() -> Iterator[None]:
+    """For a test that opens dozens of PostgreSQL connections at once (PostgreSQL allows 100): such tests
+    take turns across pytest-xdist workers, through a lock file shared by the workers."""
+    import fcntl
+    import tempfile
+
+    with open(os.path.join(tempfile.gettempdir(), "clm-tests-many-connections.lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture
 def connection(engine) -> Iterator[sa.Connection]:
     """A connection inside a transaction that is rolled back when the test ends."""
     with engine.connect() as conn:
