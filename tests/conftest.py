@@ -62,11 +62,18 @@ def fresh_engine(backend: str, tmp_dir) -> sa.Engine:
     return engine
 
 
+_ENGINES: dict[str, sa.Engine] = {}
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def engine(request, tmp_path_factory) -> Iterator[sa.Engine]:
-    engine = fresh_engine(request.param, tmp_path_factory.mktemp(request.param))
-    yield engine
-    engine.dispose()
+    """One migrated database per backend for the whole session. Made once and kept: pytest sets a
+    parametrised session fixture up again whenever the parameter changes, which under pytest-xdist
+    (files handed out one at a time) is at nearly every file, and migrating costs seconds."""
+    if request.param not in _ENGINES:
+        _ENGINES[request.param] = made = fresh_engine(request.param, tmp_path_factory.mktemp(request.param))
+        request.session.config.add_cleanup(made.dispose)
+    yield _ENGINES[request.param]
 
 
 @pytest.fixture
