@@ -15,9 +15,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/clm demo
 
+# Two pytest workers (one per core here; TEST_WORKERS=auto uses every core), each with its own databases.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
 	$(BIN)/ruff check clm tests bench scripts
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

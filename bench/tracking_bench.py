@@ -105,10 +105,42 @@ def _reset_postgres(url: str) -> None:
     admin.dispose()
 
 
+def _cpu_ticks(root: int) -> dict[str, int]:
+    """CPU time (clock ticks) of `clm serve`, its children by role, and this process (the load)."""
+    kids = subprocess.run(["pgrep", "-P", str(root)], capture_output=True, text=True).stdout.split()
+    out: dict[str, int] = {}
+    for pid in [str(root), *kids, str(os.getpid())]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_text()
+        except OSError:
+            continue
+        role = ("load" if pid == str(os.getpid()) else "serve" if pid == str(root)
+                else "tracker" if "resource_tracker" in cmdline else f"child-{pid}")
+        out[role] = int(fields[11]) + int(fields[12])
+    return out
+
+
+def _cpu_per_event(before: dict[str, int], after: dict[str, int], events: int) -> dict[str, float]:
+    """Microseconds of CPU per event for each process. Of `clm serve --workers N` on SQLite, the child
+    that used the most is the ingestion writer (the others are server processes)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {role: (after[role] - before.get(role, 0)) * 1e6 / tick / events for role in after}
+    children = sorted((v, k) for k, v in used.items() if k.startswith("child-"))
+    named = {"load generator": used.get("load", 0.0), "main process": used.get("serve", 0.0)}
+    if len(children) > 1:
+        named["writer process"] = children[-1][0]
+        named["server processes"] = sum(v for v, _ in children[:-1])
+    else:
+        named["server processes"] = sum(v for v, _ in children)
+    return {k: round(v, 1) for k, v in named.items()}
+
+
 def http_rate(backend: str, events: list[dict], concurrency: int = 8, workers: int = 1,
-              with_worker: bool = False) -> float:
+              with_worker: bool = False, cpu: dict | None = None) -> float:
     """Events/s accepted over HTTP. Without `with_worker` the server only ingests (reactions run in
-    `clm worker` processes, as in production); with it, the in-process worker reacts at the same time."""
+    `clm worker` processes, as in production); with it, the in-process worker reacts at the same time.
+    `cpu`, when given, receives each process's CPU microseconds per event over the timed part."""
     tmp = tempfile.mkdtemp(prefix="clm-bench-")
     url = f"sqlite:///{tmp}/bench.db" if backend == "sqlite" else PG_URL
     if backend == "postgres":
@@ -154,10 +186,13 @@ def http_rate(backend: str, events: list[dict], concurrency: int = 8, workers: i
             return sent
 
         chunks = [bodies[i::concurrency] for i in range(concurrency)]
+        ticks = _cpu_ticks(server.pid)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
             accepted = sum(pool.map(send, chunks))
         elapsed = time.perf_counter() - t0
+        if cpu is not None:
+            cpu.update(_cpu_per_event(ticks, _cpu_ticks(server.pid), len(events)))
         assert accepted == len(events), (accepted, len(events))
         return len(events) / elapsed
     finally:
@@ -224,13 +259,16 @@ def run(quick: bool = False, backends: tuple[str, ...] = ("sqlite", "postgres"))
         raw = driver_rate(backend, events)
         # (server processes, client connections, in-process worker reacting). On SQLite, two server
         # processes hand what they accept to one writer process (clm/tracking/writer_process.py).
-        for workers, concurrency, with_worker in ((1, 8, False), (2, 16, False), (2, 16, True)):
-            api = http_rate(backend, events, concurrency=concurrency, workers=workers, with_worker=with_worker)
+        for workers, concurrency, with_worker in ((1, 8, False), (2, 16, False), (2, 32, False), (2, 32, True)):
+            cpu: dict = {}
+            api = http_rate(backend, events, concurrency=concurrency, workers=workers, with_worker=with_worker,
+                            cpu=cpu)
             rows.append({"benchmark": f"tracking /v1/batch (100 events/request), {workers} server process"
                          + ("es" if workers > 1 else "")
                          + (", in-process worker reacting" if with_worker else ""),
                          "backend": backend, "events": n, "connections": concurrency, "events_per_s": round(api),
-                         "driver_events_per_s": round(raw), "ratio": round(api / raw, 3)})
+                         "driver_events_per_s": round(raw), "ratio": round(api / raw, 3),
+                         "cpu_us_per_event": cpu, "load_1min": round(os.getloadavg()[0], 1)})
     return rows
 
 

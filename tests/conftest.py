@@ -14,7 +14,30 @@ from clm.config import Settings
 from clm.db.engine import make_engine
 from clm.db.migrate import upgrade
 
-POSTGRES_URL = os.environ.get("CLM_TEST_POSTGRES_URL")
+
+def _database_of_this_worker(url: str | None) -> str | None:
+    """With pytest-xdist (`make test` runs two workers), each worker gets a database of its own on the same
+    server (`test` -> `test_gw0`, `test_gw1`), created when missing, since fixtures drop and recreate the
+    schema. Subprocesses of a test inherit it through CLM_TEST_POSTGRES_URL."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    base, _, rest = url.rpartition("/")
+    name, sep, query = rest.partition("?")
+    mine = f"{name}_{worker}"
+    admin = sa.create_engine(f"{base}/postgres{sep}{query}", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if not conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": mine}).scalar():
+                conn.exec_driver_sql(f'CREATE DATABASE "{mine}"')
+    finally:
+        admin.dispose()
+    url = f"{base}/{mine}{sep}{query}"
+    os.environ["CLM_TEST_POSTGRES_URL"] = url
+    return url
+
+
+POSTGRES_URL = _database_of_this_worker(os.environ.get("CLM_TEST_POSTGRES_URL"))
 BACKENDS = [
     "sqlite",
     pytest.param(
@@ -39,11 +62,30 @@ def fresh_engine(backend: str, tmp_dir) -> sa.Engine:
     return engine
 
 
+_ENGINES: dict[str, sa.Engine] = {}
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def engine(request, tmp_path_factory) -> Iterator[sa.Engine]:
-    engine = fresh_engine(request.param, tmp_path_factory.mktemp(request.param))
-    yield engine
-    engine.dispose()
+    """One migrated database per backend for the whole session. Made once and kept: pytest sets a
+    parametrised session fixture up again whenever the parameter changes, which under pytest-xdist
+    (files handed out one at a time) is at nearly every file, and migrating costs seconds."""
+    if request.param not in _ENGINES:
+        _ENGINES[request.param] = made = fresh_engine(request.param, tmp_path_factory.mktemp(request.param))
+        request.session.config.add_cleanup(made.dispose)
+    yield _ENGINES[request.param]
+
+
+@pytest.fixture
+def many_connections() -> Iterator[None]:
+    """For a test that opens dozens of PostgreSQL connections at once (PostgreSQL allows 100): such tests
+    take turns across pytest-xdist workers, through a lock file shared by the workers."""
+    import fcntl
+    import tempfile
+
+    with open(os.path.join(tempfile.gettempdir(), "clm-tests-many-connections.lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture

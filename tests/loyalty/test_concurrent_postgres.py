@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.skipif(not POSTGRES_URL, reason="CLM_TEST_POSTGRES_URL
 
 
 @pytest.fixture
-def committed(engine):
+def committed(engine, many_connections):
     """These tests commit for real (many connections); they remove what they made."""
     wide = make_engine(POSTGRES_URL, pool_size=55, max_overflow=0)  # a connection per thread
     factory = make_session_factory(wide)

@@ -38,7 +38,7 @@ def run_at_once(count: int, work) -> list:
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="CLM_TEST_POSTGRES_URL is not set")
 @pytest.mark.parametrize("engine", ["postgres"], indirect=True)
-def test_concurrent_captures_get_distinct_codes_and_one_lead_per_person(engine):
+def test_concurrent_captures_get_distinct_codes_and_one_lead_per_person(engine, many_connections):
     wide = make_engine(POSTGRES_URL, pool_size=25, max_overflow=0)
     factory = make_session_factory(wide)
 
