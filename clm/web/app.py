@@ -94,6 +94,9 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
                    segments_router, journeys_router, loyalty_router, broadcasts_router, sales_router, deals_router,
                    service_router):
         app.include_router(router, prefix="/api/v1")
+    from clm.service.mail.api import router as service_mail_router
+
+    app.include_router(service_mail_router, prefix="/api/v1")  # inbound mail (raw) and its quarantine
 
     from clm.web import pages
 

@@ -16,6 +16,7 @@ from tests.journeys import access_target as journeys
 from tests.loyalty import access_target as loyalty
 from tests.sales import access_target as sales
 from tests.service import access_target as service
+from tests.service.mail import access_target as service_mail
 
 ENDPOINTS = [
     ("GET", "/api/v1/customers", "customers:read"),
@@ -51,6 +52,7 @@ ENDPOINTS = [
     *broadcasts.ENDPOINTS,
     *sales.ENDPOINTS,
     *service.ENDPOINTS,
+    *service_mail.ENDPOINTS,
 ]
 BODIES = {
     ("POST", "/api/v1/customers"): {"email": "new@example.vn"},
@@ -86,7 +88,8 @@ def target(shop):
     return {"/customers/": customer.id, "/orders/": order.id, "/products/": product_id, "/segments/": segment.id,
             **loyalty.loyalty_target(shop, customer), **journeys.journeys_target(shop),
             **broadcasts.broadcasts_target(shop, customer),
-            **sales.sales_target(shop, customer), **service.service_target(shop, customer)}
+            **sales.sales_target(shop, customer), **service.service_target(shop, customer),
+            **service_mail.mail_target(shop)}
 
 
 def call(client, method, template, target, headers):
