@@ -128,6 +128,10 @@ def demo(
         from clm.sales.demo import install_for_demo as install_sales
 
         out.print(f"sales: {install_sales(session_factory, seed)}", soft_wrap=True)
+    with err.status("service desk: agents, inboxes, past tickets and a live inbox"):
+        from clm.service.demo import install_for_demo as install_service
+
+        out.print(f"service desk: {install_service(session_factory, seed)}", soft_wrap=True)
     login = build.create_login(session_factory, password)
     engine.dispose()
     url = f"http://{host or settings.host}:{port or settings.port}"

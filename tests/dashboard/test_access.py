@@ -104,6 +104,17 @@ ROUTES = [
     ("GET", "/sales/assignment", "sales:manage"),
     ("POST", "/sales/assignment/new", "sales:manage"),
     ("POST", "/sales/assignment/{id}/delete", "sales:manage"),
+    ("GET", "/service", "service"),
+    ("GET", "/service/inbox", "service"),
+    ("POST", "/service/availability", "service"),
+    ("GET", "/service/tickets/{id}", "service"),
+    ("GET", "/service/tickets/{id}/thread", "service"),
+    ("GET", "/service/tickets/{id}/side", "service"),
+    ("POST", "/service/tickets/{id}", "service"),
+    ("POST", "/service/tickets/{id}/reply", "service"),
+    ("POST", "/service/tickets/{id}/note", "service"),
+    ("GET", "/service/live", "service"),
+    ("GET", "/service/reports", "service"),
     ("GET", "/settings", "settings:read"),
     ("POST", "/settings/api-keys", "settings:write"),
     ("POST", "/settings/api-keys/{id}/revoke", "settings:write"),
@@ -157,6 +168,10 @@ BODIES = {
     "/loyalty/rules/{id}": {"name": "Cơ bản", "kind": "spend", "active": "1", "config": '{"points": 2}'},
     "/loyalty/rewards": {"name": "Phiếu 50k", "kind": "voucher", "points": "50", "value": "50000", "active": "1"},
     "/loyalty/rewards/{id}": {"name": "Phiếu 20k", "kind": "voucher", "points": "20", "value": "20000"},
+    "/service/availability": {"availability": "online"},
+    "/service/tickets/{id}": {"priority": "high", "tags": "giao hàng"},
+    "/service/tickets/{id}/reply": {"body": "Dạ shop kiểm tra ngay ạ"},
+    "/service/tickets/{id}/note": {"body": "khách quen"},
 }
 
 
@@ -179,7 +194,7 @@ def dashboard_routes(routes) -> set[tuple[str, str]]:
 
 
 @pytest.fixture
-def target(db, shop):
+def target(db, shop, app):
     """One of everything a path can name: a customer, an API key, a write key, a staff user."""
     customer = shop.customer("Trần Thị Bích", email="bich@example.vn")
     api_key, _ = create_api_key(db, "old", ["customers:read"])
@@ -195,7 +210,19 @@ def target(db, shop):
     db.commit()
     return {"/customers/": customer.id, "/api-keys/": api_key.id, "/write-keys/": write_key.id, "/users/": staff.id,
             "/segments/": segment.id, "/jobs/": job.id, **channels_target(db, customer, segment),
-            "/journeys/": journeys_target(db), **sales_target(db, staff.id), **loyalty_target(db, customer)}
+            "/journeys/": journeys_target(db), **sales_target(db, staff.id), **loyalty_target(db, customer),
+            **service_target(db, app, customer)}
+
+
+def service_target(db, app, customer) -> dict:
+    """A ticket for the /service pages; the live stream answers once and ends (it would last a minute)."""
+    from clm.service.tickets import TicketIn, open_ticket
+    from clm.web.sse import Timing
+
+    app.state.sse_timing = Timing(interval=0, duration=0)
+    ticket = open_ticket(db, TicketIn(customer_id=customer.id, subject="Giao hàng chậm", route=False))
+    db.commit()
+    return {"/service/tickets/": ticket.id}
 
 
 def loyalty_target(db, customer) -> dict:
