@@ -32,6 +32,7 @@ SUITES = {
     "channels": "channels_bench",
     "journeys": "journeys_bench",
     "loyalty": "loyalty_bench",
+    "service": "service_bench",
 }
 
 

@@ -1,0 +1,326 @@
+"""Service desk benchmarks (issue 10), on PostgreSQL:
+
+1. routing: one routing decision (`clm.service.routing.route`: follow-up, owner, team rules, least load
+   under the routing lock) for a new ticket, with `agents` agents online and `open_tickets` open tickets
+   assigned among them; p50/p99 over `decisions` decisions, each committed (issue: 200 agents, 100,000).
+2. views: the agent views mine, unassigned and SLA at risk through the API (GET /api/v1/service/tickets,
+   first page of 50) with `tickets` tickets (a tenth of them open, a fifth of those unassigned, a running
+   first-response clock on each open one, some due) and 100 agents: p95 server time per view (the goal is
+   under 300 ms; the issue's size is 1,000,000 tickets).
+3. burst: inbound messages at a target rate through the desk's inbound webhook (POST /api/v1/service/messages,
+   what channel adapters call) on a `clm serve` process with 4 workers, for `seconds` seconds, 5% of them
+   resent (a provider's retry): messages/s achieved, p50/p99 latency, then all stored and none twice.
+
+python bench/service_bench.py [--quick] [--only routing,views,burst] [--tickets N] [--rate R] [--seconds S]
+PostgreSQL: CLM_BENCH_SERVICE_POSTGRES_URL (default .../clm_bench_service, dropped and created).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loyalty_bench import _server  # noqa: E402
+from tracking_bench import _free_port, _reset_postgres  # noqa: E402
+
+PG_URL = os.environ.get("CLM_BENCH_SERVICE_POSTGRES_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/clm_bench_service")
+NOW = datetime.now(UTC).replace(microsecond=0)
+CHANNELS = ("zalo", "messenger", "email", "sms", "phone", "chat")
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def _fresh_db():
+    from clm.db.engine import make_engine, make_session_factory
+    from clm.db.migrate import upgrade
+
+    _reset_postgres(PG_URL)
+    engine = make_engine(PG_URL)
+    upgrade(engine)
+    return engine, make_session_factory(engine)
+
+
+def _copy(session, table: str, columns: list[str], rows) -> int:
+    """COPY rows (tuples; dicts and lists as JSON) into `table`; returns how many."""
+    cursor = session.connection().connection.driver_connection.cursor()
+    n = 0
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([orjson.dumps(v).decode() if isinstance(v, dict | list) else v for v in row])
+            n += 1
+    return n
+
+
+def _bump_sequence(session, table: str) -> None:
+    """Move the id sequence past the ids COPY wrote (the table name is one of this file's, never input)."""
+    import sqlalchemy as sa
+
+    from clm.db.models import metadata
+
+    t = metadata.tables[table]
+    session.execute(sa.select(sa.func.setval(sa.func.pg_get_serial_sequence(table, "id"),
+                                             sa.select(sa.func.max(t.c.id)).scalar_subquery())))
+
+
+def _staff(session, agents: int, capacity: int) -> list[int]:
+    users = [(i, f"agent{i}@desk.vn", f"Agent {i}", "x", "agent", True, NOW) for i in range(1, agents + 1)]
+    _copy(session, "users", ["id", "email", "name", "password_hash", "role", "active", "created_at"], users)
+    _bump_sequence(session, "users")
+    _copy(session, "service_agents", ["user_id", "availability", "capacity", "languages", "availability_changed_at",
+                                      "created_at", "last_assigned_at"],
+          ((i, "online", capacity, [], NOW, NOW, NOW - timedelta(seconds=i)) for i in range(1, agents + 1)))
+    return list(range(1, agents + 1))
+
+
+def _customers(session, n: int) -> None:
+    _copy(session, "customers", ["id", "traits", "search_text", "created_at", "updated_at"],
+          ((i, {}, "", NOW, NOW) for i in range(1, n + 1)))
+    _bump_sequence(session, "customers")
+
+
+def _tickets(session, n: int, customers: int, agents: list[int], open_share: float, unassigned_share: float,
+             seed: int = 10) -> list[int]:
+    """`n` tickets over the last year; returns the ids of the open ones."""
+    rng = random.Random(seed)
+    open_ids: list[int] = []
+    ticket_cols = ["id", "number", "customer_id", "subject", "status", "priority", "priority_rank", "vip", "tags",
+                   "fields", "channel", "assignee_id", "assigned_at", "status_changed_at", "solved_at",
+                   "created_at", "updated_at"]
+
+    def rows():
+        for i in range(1, n + 1):
+            created = NOW - timedelta(seconds=int(365 * 86400 * (1 - i / n)) + 60)
+            is_open = rng.random() < open_share
+            priority = rng.choice(("low", "normal", "normal", "normal", "high", "urgent"))
+            assignee = None if is_open and rng.random() < unassigned_share else rng.choice(agents)
+            status = rng.choice(("new", "open", "open", "pending_customer")) if is_open else \
+                rng.choice(("solved", "closed", "closed"))
+            if is_open:
+                open_ids.append(i)
+            yield (i, f"TK-{i:07d}", rng.randint(1, customers), "Hỏi về đơn hàng", status, priority,
+                   ("low", "normal", "high", "urgent").index(priority), False, [], {}, rng.choice(CHANNELS),
+                   assignee, created if assignee else None, created, None if is_open else created, created, created)
+
+    _copy(session, "service_tickets", ticket_cols, rows())
+    _bump_sequence(session, "service_tickets")
+    return open_ids
+
+
+def _timers(session, open_ids: list[int], due_share: float, seed: int = 11) -> None:
+    """A running first-response clock on each open ticket; `due_share` of them due within the hour."""
+    rng = random.Random(seed)
+    import sqlalchemy as sa
+
+    from clm.service.models import OPEN_STATUSES, Ticket
+
+    customer_of = dict(session.execute(sa.select(Ticket.id, Ticket.customer_id).where(
+        Ticket.status.in_(OPEN_STATUSES))).all())
+    rows = ((tid, customer_of[tid], "first_response", 120, NOW - timedelta(hours=1),
+             NOW + timedelta(minutes=rng.randint(1, 50) if rng.random() < due_share else rng.randint(120, 5000)),
+             "running", {}) for tid in open_ids)
+    _copy(session, "service_sla_timers", ["ticket_id", "customer_id", "metric", "target_minutes", "started_at",
+                                          "due_at", "state", "explanation"], rows)
+
+
+# --- 1. routing ------------------------------------------------------------------------------------------------
+
+
+def routing(quick: bool, agents: int = 200, open_tickets: int = 100_000) -> list[dict]:
+    from clm.db.engine import for_writing
+    from clm.service.routing import route
+    from clm.service.tickets import TicketIn, open_ticket
+
+    if quick:
+        open_tickets = 10_000
+    engine, factory = _fresh_db()
+    started = time.perf_counter()
+    with factory() as s:
+        ids = _staff(s, agents, capacity=open_tickets // agents + 100)
+        _customers(s, open_tickets)
+        _tickets(s, open_tickets, open_tickets, ids, open_share=1.0, unassigned_share=0.0)
+        s.commit()
+    with engine.connect() as c:
+        c.exec_driver_sql("ANALYZE")
+        c.commit()
+    load_s = time.perf_counter() - started
+    decisions = 60 if quick else 300
+    rng = random.Random(12)
+    times = []
+    for _ in range(decisions):
+        with factory() as s:
+            for_writing(s)
+            ticket = open_ticket(s, TicketIn(customer_id=rng.randint(1, open_tickets), subject="Hỏi giá",
+                                             channel="zalo", route=False))
+            s.commit()
+            t0 = time.perf_counter()
+            for_writing(s)
+            route(s, ticket.id)
+            s.commit()
+            times.append((time.perf_counter() - t0) * 1000)
+    engine.dispose()
+    return [{"bench": "routing decision", "backend": "postgres", "agents": agents, "open tickets": open_tickets,
+             "decisions": decisions, "p50 ms": round(statistics.median(times), 2), "p99 ms": round(_pct(times, 99), 2),
+             "setup s": round(load_s, 1)}]
+
+
+# --- 2. views --------------------------------------------------------------------------------------------------
+
+
+def views(quick: bool, tickets: int | None = None, agents: int = 100) -> list[dict]:
+    from fastapi.testclient import TestClient
+
+    from clm.access.keys import create_api_key
+    from clm.config import Settings
+    from clm.web.app import create_app
+
+    tickets = tickets or (50_000 if quick else 1_000_000)
+    engine, factory = _fresh_db()
+    started = time.perf_counter()
+    customers = max(1000, tickets // 4)
+    with factory() as s:
+        ids = _staff(s, agents, capacity=10_000)
+        _customers(s, customers)
+        s.commit()
+        open_ids = _tickets(s, tickets, customers, ids, open_share=0.1, unassigned_share=0.2)
+        s.commit()
+        _timers(s, open_ids, due_share=0.05)
+        _, key = create_api_key(s, "bench", ["service:read"])
+        s.commit()
+    with engine.connect() as c:
+        c.exec_driver_sql("ANALYZE")
+        c.commit()
+    load_s = time.perf_counter() - started
+    app = create_app(Settings(database_url=PG_URL), factory)
+    headers = {"Authorization": f"Bearer {key}"}
+    rounds = 30 if quick else 100
+    rng = random.Random(13)
+    rows = []
+    with TestClient(app) as client:
+        for view, params in (("mine", lambda: {"user_id": rng.choice(ids)}), ("unassigned", dict),
+                             ("sla_at_risk", lambda: {"at_risk_before": (NOW + timedelta(hours=1)).isoformat()})):
+            times = []
+            for i in range(rounds + 5):
+                t0 = time.perf_counter()
+                r = client.get("/api/v1/service/tickets", params={"view": view, **params()}, headers=headers)
+                elapsed = (time.perf_counter() - t0) * 1000
+                assert r.status_code == 200 and r.json()["data"], (view, r.text[:200])
+                if i >= 5:  # the first few warm the caches and prepared statements
+                    times.append(elapsed)
+            rows.append({"bench": f"agent view: {view}", "backend": "postgres", "tickets": tickets,
+                         "open": len(open_ids), "agents": agents, "p50 ms": round(statistics.median(times), 1),
+                         "p95 ms": round(_pct(times, 95), 1), "goal ms": 300, "setup s": round(load_s, 1)})
+    engine.dispose()
+    return rows
+
+
+# --- 3. burst --------------------------------------------------------------------------------------------------
+
+
+def burst(quick: bool, rate: int = 1000, seconds: int = 60, customers: int = 20_000, clients: int = 32) -> list[dict]:
+    import sqlalchemy as sa
+
+    from clm.access.keys import create_api_key
+    from clm.service.conversations import InboxIn, save_inbox
+
+    if quick:
+        rate, seconds, customers = 200, 10, 2000
+    engine, factory = _fresh_db()
+    with factory() as s:
+        _staff(s, 50, capacity=100_000)
+        _customers(s, customers)
+        inbox = save_inbox(s, InboxIn(name="Zalo OA", channel="zalo", language="vi"))
+        _, key = create_api_key(s, "bench", ["service:write"])
+        s.commit()
+        inbox_id = inbox.id
+    port = _free_port()
+    server = _server(PG_URL, port, workers=4, with_worker=False)
+    base = f"http://127.0.0.1:{port}"
+    rng = random.Random(14)
+    total = rate * seconds
+    plan = []
+    for i in range(total):
+        plan.append({"inbox_id": inbox_id, "customer_id": rng.randint(1, customers), "body": f"Tin nhắn {i}",
+                     "external_id": f"zalo-msg-{i}", "thread_key": None})
+        if rng.random() < 0.05:
+            plan.append(dict(plan[-1]))  # the provider delivers it again
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    local = threading.local()
+    start = time.perf_counter()
+    interval = 1.0 / rate
+
+    def send(i: int) -> None:
+        due = start + i * interval
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"},
+                                                 timeout=60)
+        t0 = time.perf_counter()
+        r = client.post("/api/v1/service/messages", content=orjson.dumps(plan[i]),
+                        headers={"Content-Type": "application/json"})
+        with lock:
+            latencies.append((time.perf_counter() - t0) * 1000)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+    try:
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(send, range(len(plan))))
+        elapsed = time.perf_counter() - start
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    with factory() as s:
+        stored = s.scalar(sa.text("SELECT count(*) FROM service_messages WHERE direction = 'in'"))
+        distinct = s.scalar(sa.text("SELECT count(DISTINCT external_id) FROM service_messages"))
+    engine.dispose()
+    return [{"bench": "inbound burst (POST /service/messages)", "backend": "postgres", "target per s": rate,
+             "sent": len(plan), "unique": total, "achieved per s": round(len(plan) / elapsed),
+             "p50 ms": round(statistics.median(latencies), 1), "p99 ms": round(_pct(latencies, 99), 1),
+             "stored": stored, "stored twice": stored - distinct,
+             "answers": ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))}]
+
+
+def run(quick: bool = False, only: tuple[str, ...] = ("routing", "views", "burst"), tickets: int | None = None,
+        rate: int = 1000, seconds: int = 60) -> list[dict]:
+    rows = []
+    if "routing" in only:
+        rows += routing(quick)
+    if "views" in only:
+        rows += views(quick, tickets)
+    if "burst" in only:
+        rows += burst(quick, rate, seconds)
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="routing,views,burst")
+    parser.add_argument("--tickets", type=int, default=None, help="tickets for the views (default 1,000,000)")
+    parser.add_argument("--rate", type=int, default=1000, help="inbound messages per second to aim at")
+    parser.add_argument("--seconds", type=int, default=60)
+    args = parser.parse_args()
+    for row in run(args.quick, tuple(args.only.split(",")), args.tickets, args.rate, args.seconds):
+        print(row)
