@@ -201,6 +201,11 @@ def _thread_key(session: Session, ticket: Ticket, inbox: Inbox) -> str | None:
         .order_by(Conversation.last_message_at.desc(), Conversation.id.desc()).limit(1))
 
 
+def _inbox_addresses(session: Session) -> set[str]:
+    return {a.strip().lower() for a in session.scalars(sa.select(Inbox.address).where(
+        Inbox.channel == "email", Inbox.address.is_not(None)))}
+
+
 def _own_address(settings) -> str:
     from email.utils import parseaddr
 
@@ -217,7 +222,7 @@ def accept(session: Session, raw: bytes, *, source: str = "smtp", envelope_from:
     except Malformed as exc:
         return _held(quarantine(session, raw, "malformed", exc.reason, **where))
     automatic = mail.automatic
-    if automatic is None and mail.sender == _own_address(settings):
+    if automatic is None and (mail.sender == _own_address(settings) or mail.sender in _inbox_addresses(session)):
         automatic = "mail from clm's own address (a loop)"
     if automatic is not None:
         if automatic.startswith("a delivery report"):

@@ -8,7 +8,7 @@ from clm.channels.models import Message as OutboxMessage
 from clm.channels.models import Suppression
 from clm.customers.models import Customer, Identity
 from clm.jobs.models import Job
-from clm.service.conversations import ReplyIn, reply
+from clm.service.conversations import InboxIn, ReplyIn, reply, save_inbox
 from clm.service.mail import ids
 from clm.service.mail.inbound import accept, release
 from clm.service.mail.models import Attachment, Quarantined
@@ -113,8 +113,10 @@ def test_auto_replies_bulk_mail_and_loops_open_nothing_and_are_kept_with_why(db,
     outcomes = [take(db, mail_settings, sample(n)) for n in (
         "outlook_out_of_office.eml", "x_autoreply_vacation.eml", "newsletter_precedence_bulk.eml")]
     own = take(db, mail_settings, mail(SHOP_ADDRESS, "echo", message_id="<own@shop.example.vn>"))
+    save_inbox(db, InboxIn(name="Bán hàng", channel="email", address="sales@shop.example.vn"))
+    inbox_echo = take(db, mail_settings, mail("sales@shop.example.vn", "echo", message_id="<own2@shop.example.vn>"))
     null_path = take(db, mail_settings, sample("outlook_windows1258.eml"), envelope_from="")
-    assert [o.status for o in [*outcomes, own, null_path]] == ["automatic"] * 5
+    assert [o.status for o in [*outcomes, own, inbox_echo, null_path]] == ["automatic"] * 6
     assert own.reason == "mail from clm's own address (a loop)"
     assert db.scalar(sa.select(sa.func.count()).select_from(Ticket)) == before
     held = db.get(Quarantined, outcomes[0].quarantine_id)
