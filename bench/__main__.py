@@ -1,6 +1,6 @@
 """`make bench`: every benchmark the issues name, one table of figures and ratios.
 
-python -m bench [--quick] [--only tracking,import,clv,demo,pages,analytics,segments,jobs,channels,journeys]
+python -m bench [--quick] [--only tracking,import,clv,demo,pages,analytics,segments,jobs,channels,journeys,loyalty,sales]
 Results are printed and saved to bench/out/results.json; docs/benchmarks.md records them with context.
 """
 
@@ -32,6 +32,7 @@ SUITES = {
     "channels": "channels_bench",
     "journeys": "journeys_bench",
     "loyalty": "loyalty_bench",
+    "sales": "sales_bench",
     "service": "service_bench",
 }
 

@@ -88,11 +88,12 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     app.include_router(lead_hooks_router)  # /hooks/leads/...: Facebook Lead Ads and Zalo forms, signed
     from clm.sales.api import router as sales_router
     from clm.sales.deals_api import router as deals_router
+    from clm.sales.points_api import router as points_router
     from clm.service.api import router as service_router
 
     for router in (customers_router, events_router, commerce_router, lifecycle_router, analytics_router,
                    segments_router, journeys_router, loyalty_router, broadcasts_router, sales_router, deals_router,
-                   service_router):
+                   points_router, service_router):
         app.include_router(router, prefix="/api/v1")
     from clm.service.mail.api import router as service_mail_router
 

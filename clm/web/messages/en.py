@@ -166,6 +166,8 @@ EN: dict[str, str] = {
     "sales.scoring.observed": "Won in fact",
     "sales.scoring.count": "Deals",
     "sales.scoring.none": "No score model yet: run clm sales score.",
+    "sales.lead.rule_points": "Rule points: {n}",
+    "sales.scoring.compare": "On the same holdout deals, the learned score tells won from lost with AUC {learned}; your rule points with AUC {rules} (0.5 is chance).",
     "login.title": "Log in",
     "login.subtitle": "Customer lifecycle management for your business.",
     "login.email": "Email",

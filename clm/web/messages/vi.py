@@ -166,6 +166,8 @@ VI: dict[str, str] = {
     "sales.scoring.observed": "Thắng thực tế",
     "sales.scoring.count": "Số cơ hội",
     "sales.scoring.none": "Chưa có mô hình điểm: chạy clm sales score.",
+    "sales.lead.rule_points": "Điểm theo quy tắc: {n}",
+    "sales.scoring.compare": "Trên cùng các cơ hội để kiểm tra, điểm học từ dữ liệu phân biệt thắng/thua với AUC {learned}; điểm theo quy tắc của bạn với AUC {rules} (0,5 là ngẫu nhiên).",
     "login.title": "Đăng nhập",
     "login.subtitle": "Quản lý vòng đời khách hàng cho doanh nghiệp của bạn.",
     "login.email": "Email",
