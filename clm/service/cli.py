@@ -101,6 +101,43 @@ def ticket(key: str = typer.Argument(..., help="A ticket's id or number (TK-0001
             typer.echo(f"  {c.at:%Y-%m-%d %H:%M} {who} {c.field}: {c.old} -> {c.new} {c.reason or ''}".rstrip())
 
 
+@service_app.command("chat-site")
+def chat_site(
+    name: str = typer.Argument(None, help="The site's name; none: list the sites."),
+    origin: list[str] = typer.Option([], "--origin", help="An origin allowed to embed the widget, e.g. "
+                                                           "https://shop.vn (repeat it; none: any site)."),
+    greeting: str = typer.Option(None, "--greeting", help="What the widget says first (Vietnamese)."),
+    greeting_en: str = typer.Option(None, "--greeting-en", help="What the widget says first (English)."),
+) -> None:
+    """Add a web chat site (or change one's origins and greeting) and print its embed snippet."""
+    import sqlalchemy as sa
+
+    from clm.config import get_settings
+    from clm.lib.errors import FieldError
+    from clm.service import chat
+    from clm.service.models import ChatSite
+
+    with _session() as session:
+        if name is None:
+            for site in chat.list_sites(session):
+                typer.echo(f"{site.id}\t{site.name}\t{site.public_key}\t{', '.join(site.origins) or 'any origin'}")
+            return
+        known = session.scalar(sa.select(ChatSite).where(ChatSite.name == name.strip()))
+        words = {k: v for k, v in (("vi", greeting), ("en", greeting_en)) if v}
+        try:
+            site = chat.save_site(session, chat.SiteIn(name=name, origins=origin or (known.origins if known else []),
+                                                       greeting=words or (known.greeting if known else {})),
+                                  known.id if known else None)
+        except FieldError as exc:
+            _fail(str(exc))
+        session.commit()
+        base = get_settings().public_url.rstrip("/")
+        typer.echo(f"chat site {site.id} {site.name!r} {'changed' if known else 'added'} "
+                   f"(inbox {site.inbox_id}); put this before </body> on its pages:")
+        typer.echo(f'<script src="{base}/static/chat-widget.js" data-key="{site.public_key}" data-lang="vi" '
+                   'async></script>')
+
+
 @service_app.command("cti-token")
 def cti_token() -> None:
     """Make a new secret for the PBX's Generic CTI endpoint and print its URL (the old one stops working)."""
