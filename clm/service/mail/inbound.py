@@ -221,6 +221,9 @@ def accept(session: Session, raw: bytes, *, source: str = "smtp", envelope_from:
         mail = parse(raw, max_attachment_bytes=settings.mail_max_attachment_bytes, envelope_from=envelope_from)
     except Malformed as exc:
         return _held(quarantine(session, raw, "malformed", exc.reason, **where))
+    except Exception as exc:  # a reader bug must not lose the mail: it is kept, with what went wrong
+        return _held(quarantine(session, raw, "malformed", f"the mail could not be read ({type(exc).__name__}: "
+                                f"{exc})", **where))
     automatic = mail.automatic
     if automatic is None and (mail.sender == _own_address(settings) or mail.sender in _inbox_addresses(session)):
         automatic = "mail from clm's own address (a loop)"

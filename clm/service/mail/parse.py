@@ -136,6 +136,28 @@ def _decode(data: bytes, charset: str, where: str, fallback: bool = False) -> st
         return data.decode(codec, errors="replace")
 
 
+def _text_of(value) -> str:
+    """A header's value as text. compat32 hands back a `Header` (not a str) for a field with raw 8-bit bytes,
+    which clients still send now and then: those are read as UTF-8 (windows-1258 when not UTF-8)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    parts = []
+    for chunk, charset in decode_header(value):
+        parts.append(chunk if isinstance(chunk, str) else _decode(chunk, charset or "utf-8", "a header", fallback=True))
+    return "".join(parts)
+
+
+def _get(mime: MimeMessage, name: str) -> str | None:
+    value = mime.get(name)
+    return None if value is None else _text_of(value)
+
+
+def _get_all(mime: MimeMessage, name: str) -> list[str]:
+    return [_text_of(v) for v in mime.get_all(name) or []]
+
+
 def _clean(text: str) -> str:
     return unicodedata.normalize("NFC", text.replace("\x00", "").replace("\r\n", "\n"))
 
@@ -151,19 +173,19 @@ def _addresses(values: list[str]) -> list[str]:
 
 def automatic_reason(mime: MimeMessage, envelope_from: str | None = None) -> str | None:
     """Why this mail was written by a machine (RFC 3834 and the usual signs), or None for a person's mail."""
-    auto = (mime.get("Auto-Submitted") or "").split(";")[0].strip().lower()
+    auto = (_get(mime, "Auto-Submitted") or "").split(";")[0].strip().lower()
     if auto and auto != "no":
         return f"Auto-Submitted: {auto}"
-    precedence = (mime.get("Precedence") or "").strip().lower()
+    precedence = (_get(mime, "Precedence") or "").strip().lower()
     if precedence in ("bulk", "junk", "list"):
         return f"Precedence: {precedence}"
     for header in ("X-Autoreply", "X-Autorespond"):
-        value = (mime.get(header) or "").strip()
+        value = (_get(mime, header) or "").strip()
         if value and value.lower() not in ("no", "false", "0"):
             return f"{header}: {value}"
     if mime.get_content_type() == "multipart/report":
         return f"a delivery report ({mime.get_param('report-type') or 'report'})"
-    return_path = mime.get("Return-Path")
+    return_path = _get(mime, "Return-Path")
     if envelope_from is not None and envelope_from.strip() in ("", "<>"):
         return "a null return path (MAIL FROM:<>)"
     if return_path is not None and return_path.strip() == "<>":
@@ -273,14 +295,14 @@ def parse(raw: bytes, *, max_attachment_bytes: int, envelope_from: str | None = 
         raise Malformed(f"the message cannot be parsed: {exc}") from None
     if not mime.keys():
         raise Malformed("the message has no headers")
-    from_header = mime.get("From")
+    from_header = _get(mime, "From")
     if not from_header:
         raise Malformed("missing From header: there is no sender to answer")
     name, address = parseaddr(decode_words(from_header, "From"))
     address = address.strip().lower()
     if not _EMAIL.match(address):
         raise Malformed(f"the From header {from_header!r} holds no valid address")
-    message_id = (mime.get("Message-ID") or "").strip()
+    message_id = (_get(mime, "Message-ID") or "").strip()
     if not re.fullmatch(r"<[^<>\s]{1,900}>", message_id):
         # No (usable) Message-ID: one derived from the bytes, so the same mail delivered twice stores once.
         message_id = f"<{hashlib.sha256(raw).hexdigest()[:40]}@no-message-id.clm.invalid>"
@@ -295,11 +317,11 @@ def parse(raw: bytes, *, max_attachment_bytes: int, envelope_from: str | None = 
     text = "\n\n".join(t.strip() for t in reader.texts if t.strip())
     if not text and html:
         text = html_to_text(html)
-    references = re.findall(r"<[^<>\s]{1,900}>", mime.get("References") or "")
+    references = re.findall(r"<[^<>\s]{1,900}>", _get(mime, "References") or "")
     return Mail(
-        sender=address, sender_name=(name.strip() or None), to=_addresses(mime.get_all("To") or []),
-        cc=_addresses(mime.get_all("Cc") or []), subject=decode_words(mime.get("Subject"), "Subject")[:255],
-        message_id=message_id, in_reply_to=re.findall(r"<[^<>\s]{1,900}>", mime.get("In-Reply-To") or ""),
-        references=references, date=_date(mime.get("Date")), text=text, html=sanitize_html(html) if html else None,
+        sender=address, sender_name=(name.strip() or None), to=_addresses(_get_all(mime, "To") or []),
+        cc=_addresses(_get_all(mime, "Cc") or []), subject=decode_words(_get(mime, "Subject"), "Subject")[:255],
+        message_id=message_id, in_reply_to=re.findall(r"<[^<>\s]{1,900}>", _get(mime, "In-Reply-To") or ""),
+        references=references, date=_date(_get(mime, "Date")), text=text, html=sanitize_html(html) if html else None,
         attachments=reader.attachments, automatic=automatic_reason(mime, envelope_from),
-        reply_to=(_addresses(mime.get_all("Reply-To") or []) or [None])[0])
+        reply_to=(_addresses(_get_all(mime, "Reply-To") or []) or [None])[0])

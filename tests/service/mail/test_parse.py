@@ -1,7 +1,7 @@
 """Reading mail as real clients write it: charsets, sanitised HTML, attachments, loop signs, broken mail."""
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clm.service.mail import ids
@@ -112,3 +112,28 @@ def test_reply_subjects_carry_the_ticket_number_once():
     assert ids.reply_subject("Đổi size áo", "TK-000007") == "Re: Đổi size áo [TK-000007]"
     assert ids.reply_subject("Re: Đổi size áo [TK-000007]", "TK-000007") == "Re: Đổi size áo [TK-000007]"
     assert ids.subject_token("Re: Đổi size [tk-000007]") == "TK-000007"
+
+
+@settings(deadline=None, max_examples=200)
+@given(raw=st.binary(max_size=3000))
+def test_any_bytes_are_read_or_refused_as_malformed_never_a_crash(raw):
+    try:
+        parse(raw, max_attachment_bytes=LIMIT)
+    except Malformed as exc:
+        assert exc.reason
+
+
+@settings(deadline=None, max_examples=200)
+@given(data=st.data())
+def test_a_real_mail_with_bytes_damaged_anywhere_is_read_or_refused_never_a_crash(data):
+    raw = bytearray(sample(data.draw(st.sampled_from(["outlook_windows1258.eml", "gmail_utf8_attachment.eml",
+                                                      "apple_mail_inline_image.eml", "forwarded_chain.eml"]))))
+    for _ in range(data.draw(st.integers(1, 20))):
+        at = data.draw(st.integers(0, len(raw) - 1))
+        raw[at] = data.draw(st.integers(0, 255))
+    try:
+        mail = parse(bytes(raw), max_attachment_bytes=LIMIT)
+    except Malformed as exc:
+        assert exc.reason
+    else:
+        assert "\x00" not in mail.text and (mail.html is None or "<script" not in mail.html.lower())
