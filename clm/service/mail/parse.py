@@ -228,9 +228,8 @@ class _Reader:
         content_type = part.get_content_type()
         disposition = (part.get_content_disposition() or "").lower()
         name = _filename(part)
-        if content_type == "message/rfc822" or disposition == "attachment" or (
-                name and not content_type.startswith("text/")) or (name and disposition == "inline"
-                                                                  and not content_type.startswith("text/")):
+        is_text = content_type.startswith("text/")
+        if content_type == "message/rfc822" or disposition == "attachment" or (name and not is_text):
             self._attach(part, name or "attachment", content_type)
             return
         if part.is_multipart():
@@ -245,7 +244,7 @@ class _Reader:
             text = _clean(_decode(data, part.get_content_charset() or "utf-8", f"a {content_type} part"))
             (self.texts if content_type == "text/plain" else self.htmls).append(text)
             return
-        if content_type.startswith("text/") and name:
+        if is_text and name:
             self._attach(part, name, content_type)
             return
         if not content_type.startswith("multipart/") and part.get_payload():
