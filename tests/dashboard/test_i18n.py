@@ -21,6 +21,10 @@ from clm.journeys import pages as journey_pages
 from clm.journeys.builder import draft as journey_form
 from clm.segments import builder
 from clm.segments import pages as segments_pages
+from clm.service import models as service_models
+from clm.service import pages as service_pages
+from clm.service import workspace as service_workspace
+from clm.service.pages import ticket as service_ticket
 from clm.web import i18n
 from clm.web.messages import MESSAGES
 from clm.web.pages.metrics import STAGES
@@ -28,7 +32,7 @@ from clm.web.pages.metrics import STAGES
 WEB = Path(i18n.__file__).parent
 SOURCES = [*WEB.glob("templates/**/*.html"), *WEB.glob("pages/*.py"), Path(analytics_pages.__file__),
            Path(segments_pages.__file__), Path(builder.__file__), *Path(channel_pages.__file__).parent.glob("*.py"),
-           Path(journey_pages.__file__)]
+           Path(journey_pages.__file__), *Path(service_pages.__file__).parent.glob("*.py")]
 LITERAL = re.compile(r"""\bt\(\s*["']([a-z_.]+)["']""")  # t("a.b") but not t("role." ~ x): see FAMILIES
 FAMILIES = {
     "role.": ROLES, "stage.": STAGES, "identity.": IDENTITY_KINDS, "gender.": ("male", "female", "other"),
@@ -52,6 +56,12 @@ FAMILIES = {
     "journeys.unit.": ("days", "hours", "minutes"), "journeys.unit_name.": ("days", "hours", "minutes"),
     "journeys.vtype.": journey_form.VALUE_TYPES, "journeys.weekday.": tuple(str(d) for d in journey_pages.WEEKDAYS),
     "journeys.ab.test.": ("z", "fisher"),
+    "service.view.": service_workspace.VIEWS, "service.availability.": service_models.AVAILABILITY,
+    "service.status.": service_models.STATUSES, "service.priority.": service_models.PRIORITIES,
+    "service.channel.": service_models.CHANNELS, "service.timer.": service_models.TIMER_STATES,
+    "service.metric.": service_models.METRICS, "service.compose.limit.": ("sms", "zalo", "messenger", "chat"),
+    "service.actor.": ("user", "routing", "sla", "system", "customer"),
+    "service.field.": tuple(f.replace("sla.", "sla_") for f in service_ticket.FIELDS),
 }
 
 
