@@ -72,6 +72,9 @@ class Lead(Base):
     assignment: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     first_contact_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_contact_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The business's rule points (clm.sales.points), kept beside the learned score to compare them.
+    rule_points: Mapped[float | None] = mapped_column(sa.Float)
+    rule_points_detail: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -107,6 +110,9 @@ class Opportunity(Base):
     __table_args__ = (
         sa.Index("ix_opportunities_status_close", "status", "expected_close_date"),
         sa.Index("ix_opportunities_pipeline_stage", "pipeline_id", "stage_id"),
+        # A board column's newest cards without sorting the whole column (50,000 won deals in one), and its
+        # count and value from the index alone (covering).
+        sa.Index("ix_opportunities_board", "pipeline_id", "stage_id", "stage_changed_at", "id", "value"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -265,3 +271,19 @@ class StaffNotification(Base):
     link: Mapped[str | None] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PointRule(Base):
+    """Hand-set lead scoring: a segment rule tree worth `points` (negative allowed); with `half_life_days`
+    the points halve every that many days since the customer last did the events the tree names."""
+
+    __tablename__ = "lead_point_rules"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    rule: Mapped[dict[str, Any]] = mapped_column(Json)
+    points: Mapped[int] = mapped_column(sa.Integer)
+    half_life_days: Mapped[int | None] = mapped_column(sa.Integer)
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -194,3 +194,20 @@ def test_the_pages_speak_vietnamese(db, as_role, user_factory):
     client.post("/locale", data={"locale": "vi", "csrf_token": token_of(client)})
     html = client.get("/sales/leads").text
     assert "Khách hàng tiềm năng" in html and "Chưa có khách tiềm năng" in html
+
+
+def test_a_leads_page_shows_its_rule_points_and_the_forecast_compares_them_with_the_learned_score(db, as_role):
+    from clm.sales.points import PointRuleIn, save_point_rule
+    from clm.sales.scoring.service import train
+    from tests.sales.test_scoring import synthetic_history
+
+    synthetic_history(db, 200)
+    save_point_rule(db, PointRuleIn(name="Ở Huế", points=7, rule={"type": "profile", "field": "city", "op": "eq",
+                                                                   "value": "Huế"}))
+    train(db)
+    lead = capture_lead(db, LeadIn(phone="0918000001", city="Huế"), first_contact_minutes=0).lead
+    db.commit()
+    client = as_role("manager")
+    assert "Rule points: 7" in client.get(f"/sales/leads/{lead.id}").text
+    html = client.get("/sales/forecast").text
+    assert re.search(r"learned score tells won from lost with AUC 0\.\d\d; your rule points with AUC 0\.\d\d", html)

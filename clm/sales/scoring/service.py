@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from clm.db.bulk import update_rows
 from clm.lib.clock import utcnow
 from clm.sales.models import OPEN_LEAD_STATUSES, Lead, LeadScoreModel, Opportunity
+from clm.sales.points import points_rows
 from clm.sales.scoring.features import FeatureSpec, Sample, build_spec, describe, raw_matrix, transform
 from clm.sales.scoring.model import LogisticModel, auc, calibration
 
@@ -95,6 +96,12 @@ def fit_samples(session: Session, samples: list[Sample], y: np.ndarray, *, l2: f
         evaluation["auc"] = auc(y[test_idx], p)
         evaluation["calibration"] = calibration(y[test_idx], p, bins=5)
         evaluation["base_rate"] = float(y.mean())
+        from clm.sales.points import points_at  # the business's rule points on the same holdout
+
+        held = [samples[i] for i in test_idx]
+        rule_points = points_at(session, [s.customer_id for s in held], [s.cutoff for s in held])
+        if rule_points is not None:
+            evaluation["rules_auc"] = auc(y[test_idx], rule_points)
     return spec, LogisticModel.fit(X, y, names, l2=l2), evaluation
 
 
@@ -181,6 +188,9 @@ def score_leads(session: Session, leads: Sequence[Lead], now: datetime | None = 
         if not lead.classification_manual:
             lead.classification = classify(lead.score)
     session.flush()
+    from clm.sales.points import apply_points
+
+    apply_points(session, leads, now)  # the business's rule points, side by side
     return len(leads)
 
 
@@ -208,6 +218,8 @@ def score_open_leads(session: Session, now: datetime | None = None, *, only_unsc
             (float(score), scorer.kind, {"model_id": model_id, "note": scorer.note, "reasons": why}, now,
              r.classification if r.classification_manual else classify(float(score)), r.id)
             for r, score, why in zip(rows, p, reasons, strict=True)])
+        update_rows(session, _leads, ("rule_points", "rule_points_detail"),
+                    points_rows(session, [(r.id, r.customer_id) for r in rows], now))
         done += len(rows)
         last = rows[-1].id
         if on_chunk:
