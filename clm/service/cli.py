@@ -150,3 +150,87 @@ def cti_token() -> None:
     base = get_settings().public_url.rstrip("/")
     typer.echo(f"{base}/hooks/cti/{token}")
     typer.echo("give this URL to the PBX (Zammad's Generic CTI format); it is shown only once")
+
+
+@service_app.command()
+def triggers() -> None:
+    """List the automation triggers in the order they run: event, wait, conditions, actions."""
+    from clm.service.automation import list_triggers
+
+    with _session() as session:
+        rows = list_triggers(session)
+    if not rows:
+        typer.echo("no triggers yet: add one with `clm service trigger FILE.json`")
+    for t in rows:
+        wait = f" after {t.minutes} min since {t.since}" if t.event == "elapsed" else ""
+        actions = ", ".join(a["type"] for a in t.actions)
+        typer.echo(f"{t.id}\t{t.name}\t{t.event}{wait}\t{'on' if t.active else 'off'}\t{actions}")
+
+
+@service_app.command()
+def trigger(path: str = typer.Argument(..., help="A JSON file: name, event, minutes, since, conditions, actions.")
+            ) -> None:
+    """Add a trigger from a JSON file, or replace the trigger of the same name (docs/service_automation.md)."""
+    import json
+
+    import sqlalchemy as sa
+    from pydantic import ValidationError
+
+    from clm.lib.errors import FieldError
+    from clm.service.automation import TriggerIn, save_trigger
+    from clm.service.desk_models import Trigger
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = TriggerIn.model_validate(json.load(f))
+    except (OSError, json.JSONDecodeError) as exc:
+        _fail(f"{path}: {exc}")
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        _fail(f"{'.'.join(map(str, err['loc']))}: {err['msg']}")
+    with _session() as session:
+        known = session.scalar(sa.select(Trigger.id).where(Trigger.name == data.name.strip()))
+        try:
+            row = save_trigger(session, data, known)
+        except FieldError as exc:
+            _fail(str(exc))
+        session.commit()
+        typer.echo(f"trigger {row.id} {row.name!r} {'changed' if known else 'added'}")
+
+
+@service_app.command()
+def csat(
+    by: str = typer.Option("agent", "--by", help="agent, team or channel."),
+    kind: str = typer.Option("csat", "--kind", help="csat or nps."),
+    days: int = typer.Option(30, "--days", min=1, max=3650, help="Surveys sent in the last N days."),
+) -> None:
+    """Satisfaction per agent, team or channel: answers, average, CSAT % (4-5) or NPS, detractors, promoters."""
+    from datetime import timedelta
+
+    from clm.lib.clock import utcnow
+    from clm.lib.errors import FieldError
+    from clm.service.satisfaction import report
+
+    with _session() as session:
+        try:
+            rows = report(session, kind=kind, by=by, since=utcnow() - timedelta(days=days))
+        except FieldError as exc:
+            _fail(str(exc))
+    typer.echo(f"{by}\tsent\tanswered\taverage\t{'csat %' if kind == 'csat' else 'nps'}\tdetractors\tpromoters")
+    for r in rows:
+        typer.echo(f"{r.label}\t{r.sent}\t{r.answered}\t{r.average if r.average is not None else '-'}\t"
+                   f"{r.satisfied if r.satisfied is not None else '-'}\t{r.detractors}\t{r.promoters}")
+
+
+@service_app.command()
+def calls(missed: bool = typer.Option(False, "--missed", help="Only missed calls."),
+          limit: int = typer.Option(20, "--limit", min=1, max=500)) -> None:
+    """The caller log, newest first: direction, number, customer, state, duration, agent, call-back task."""
+    from clm.service.calls import recent_calls
+
+    with _session() as session:
+        rows = recent_calls(session, missed_only=missed, limit=limit)
+    for c in rows:
+        typer.echo(f"{c.started_at:%Y-%m-%d %H:%M}\t{c.direction}\t{c.phone or c.from_number}\t"
+                   f"customer {c.customer_id or '-'}\t{c.state}\t{c.duration_seconds or 0}s\t"
+                   f"agent {c.agent_id or '-'}\ttask {c.task_id or '-'}\t{c.recording_url or ''}".rstrip())

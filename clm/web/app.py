@@ -95,6 +95,9 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
                    segments_router, journeys_router, loyalty_router, broadcasts_router, sales_router, deals_router,
                    points_router, service_router):
         app.include_router(router, prefix="/api/v1")
+    from clm.service.automation_api import router as service_automation_router
+
+    app.include_router(service_automation_router, prefix="/api/v1")  # triggers, canned replies, macros, CSAT, calls
     from clm.service.mail.api import router as service_mail_router
 
     app.include_router(service_mail_router, prefix="/api/v1")  # inbound mail (raw) and its quarantine

@@ -15,6 +15,7 @@ from tests.channels import access_target as broadcasts
 from tests.journeys import access_target as journeys
 from tests.loyalty import access_target as loyalty
 from tests.sales import access_target as sales
+from tests.service import access_automation as service_automation
 from tests.service import access_target as service
 from tests.service.mail import access_target as service_mail
 
@@ -52,6 +53,7 @@ ENDPOINTS = [
     *broadcasts.ENDPOINTS,
     *sales.ENDPOINTS,
     *service.ENDPOINTS,
+    *service_automation.ENDPOINTS,
     *service_mail.ENDPOINTS,
 ]
 BODIES = {
@@ -69,6 +71,7 @@ BODIES = {
     **broadcasts.BODIES,
     **sales.BODIES,
     **service.BODIES,
+    **service_automation.BODIES,
 }
 ids = pytest.mark.parametrize("method,path,scope", ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
 
@@ -89,7 +92,7 @@ def target(shop):
             **loyalty.loyalty_target(shop, customer), **journeys.journeys_target(shop),
             **broadcasts.broadcasts_target(shop, customer),
             **sales.sales_target(shop, customer), **service.service_target(shop, customer),
-            **service_mail.mail_target(shop)}
+            **service_automation.automation_target(shop), **service_mail.mail_target(shop)}
 
 
 def call(client, method, template, target, headers):
