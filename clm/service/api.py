@@ -194,8 +194,18 @@ def messages_receive(body: conversations.InboundIn, response: Response,
                      session: Session = Depends(get_session)) -> ReceivedOut:
     """Threads it (inbox, thread_key) into an open ticket or opens one and routes it. The same
     `external_id` again answers 200 with the message first stored."""
-    with writing(session):
-        received = conversations.receive(session, body)
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with writing(session):
+            received = conversations.receive(session, body)
+    except IntegrityError:
+        if body.external_id is None:
+            raise
+        # The same message delivered twice at once (a provider's retry while the first is in flight): the
+        # other copy committed first; this one, rolled back, now finds it and answers 200 with it.
+        with writing(session):
+            received = conversations.receive(session, body)
     if not received.created:
         response.status_code = 200
     return ReceivedOut(created=received.created, ticket=TicketOut.model_validate(received.ticket),
