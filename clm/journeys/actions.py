@@ -49,6 +49,8 @@ def act(session: Session, run: JourneyRun, node: Any, now: datetime, timezone: s
         return _set_stage(session, run, node.stage, now)
     if isinstance(node, d.AssignOwnerNode):
         return _assign_owner(session, run, node, now)
+    if isinstance(node, d.IssueVoucherNode):
+        return _issue_voucher(session, run, node, now)
     if isinstance(node, d.AddToSegmentNode | d.RemoveFromSegmentNode):
         from clm.segments.service import change_list
 
@@ -66,9 +68,39 @@ def _message(session: Session, run: JourneyRun, node: Any, now: datetime) -> str
     message = enqueue_message(
         session, customer_id=run.customer_id, channel="webhook" if webhook else node.channel,
         template_key=node.template, purpose="transactional" if webhook else node.purpose,
-        idempotency_key=effect_key(run), context={"journey": dict(run.context or {})},
+        idempotency_key=effect_key(run), context=message_context(run),
         journey_id=run.journey_id, journey_run_id=run.id, now=now)
     return f"message {message.status}"
+
+
+def message_context(run: JourneyRun) -> dict[str, Any]:
+    """What a message sent by the run carries: the run's context as `journey`, and the voucher an earlier
+    issue_voucher step gave as `voucher` (templates read `{{ voucher.code }}`)."""
+    context = dict(run.context or {})
+    out: dict[str, Any] = {"journey": context}
+    if isinstance(context.get("voucher"), dict):
+        out["voucher"] = context["voucher"]
+    return out
+
+
+def _issue_voucher(session: Session, run: JourneyRun, node: d.IssueVoucherNode, now: datetime) -> str:
+    """The loyalty reward's voucher for the run's customer, once per step (the effect key is also the
+    voucher's idempotency key); kept in the run's context for the messages that follow."""
+    from clm.jobs.runner import JobError
+    from clm.loyalty import gifts
+    from clm.loyalty.ledger import LedgerError
+    from clm.loyalty.models import Reward
+
+    try:
+        voucher, _ = gifts.give(session, run.customer_id, node.reward_id, idempotency_key=effect_key(run), now=now)
+    except NotFound:
+        raise JobError(f"node {node.id!r}: loyalty reward {node.reward_id} does not exist", permanent=True) from None
+    except LedgerError as exc:  # out of stock or outside its dates: parked until someone fixes the reward
+        raise JobError(f"node {node.id!r}: {exc.message}", permanent=True) from None
+    run.context = {**dict(run.context or {}),
+                   "voucher": gifts.voucher_variables(voucher, session.get(Reward, node.reward_id))}
+    session.flush()
+    return "voucher issued"
 
 
 def _set_stage(session: Session, run: JourneyRun, stage: str, now: datetime) -> str:

@@ -258,6 +258,15 @@ class RemoveFromSegmentNode(_Node):
     next: NodeRef = None
 
 
+class IssueVoucherNode(_Node):
+    """Give the customer a single-use voucher code of loyalty reward `reward_id` (no points spent); the
+    messages sent after it show it as `{{ voucher.code }}` (clm.loyalty.gifts)."""
+
+    type: Literal["issue_voucher"]
+    reward_id: int = Field(ge=1)
+    next: NodeRef = None
+
+
 class ExitNode(_Node):
     """The run ends here (completed)."""
 
@@ -266,10 +275,11 @@ class ExitNode(_Node):
 
 NODE_TYPES: dict[str, type[_Node]] = {m.model_fields["type"].annotation.__args__[0]: m for m in (
     WaitNode, WaitUntilNode, WaitForEventNode, ConditionNode, RandomSplitNode, SendMessageNode, WebhookNode,
-    UpdateTraitNode, SetStageNode, AssignOwnerNode, AddToSegmentNode, RemoveFromSegmentNode, ExitNode)}
+    UpdateTraitNode, SetStageNode, AssignOwnerNode, AddToSegmentNode, RemoveFromSegmentNode, IssueVoucherNode,
+    ExitNode)}
 WAITS = ("wait", "wait_until", "wait_for_event")
 ACTIONS = ("send_message", "webhook", "update_trait", "set_stage", "assign_owner", "add_to_segment",
-           "remove_from_segment")
+           "remove_from_segment", "issue_voucher")
 Node = Annotated[Union[tuple(NODE_TYPES.values())], Field(discriminator="type")]  # noqa: UP007
 
 

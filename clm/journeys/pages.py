@@ -39,10 +39,11 @@ NODE_PATH = re.compile(r"^definition\.nodes\[(\d+)\]")
 
 
 def _vocabulary(db: Session, locale: str) -> dict[str, Any]:
-    """What the builder's selects offer: templates per channel, segments, stages, staff."""
+    """What the builder's selects offer: templates per channel, segments, stages, staff, loyalty rewards."""
     from clm.access.models import User
     from clm.channels.templates import list_templates
     from clm.lifecycle.rules import current_rules
+    from clm.loyalty.models import Reward
     from clm.segments.models import Segment
 
     templates: dict[str, list[tuple[str, str]]] = {}
@@ -50,13 +51,16 @@ def _vocabulary(db: Session, locale: str) -> dict[str, Any]:
         templates.setdefault(tpl.channel, []).append((tpl.key, tpl.name or tpl.key))
     segments = db.execute(sa.select(Segment.id, Segment.name, Segment.kind).order_by(Segment.name)).all()
     users = db.execute(sa.select(User.id, User.name, User.email).where(User.active.is_(True)).order_by(User.name)).all()
+    rewards = db.execute(sa.select(Reward.id, Reward.name, Reward.active).order_by(Reward.name)).all()
     return {"trigger_types": drafts.TRIGGER_TYPES, "addable": drafts.ADDABLE, "reentry": drafts.REENTRY,
             "value_types": drafts.VALUE_TYPES, "date_fields": drafts.DATE_FIELDS, "channels": drafts.SEND_CHANNELS,
             "purposes": ("marketing", "transactional"), "templates": templates, "weekdays": WEEKDAYS,
             "segments": [(str(i), name) for i, name, _ in segments],
             "static_segments": [(str(i), name) for i, name, kind in segments if kind == "static"],
             "stages": [s.key for s in current_rules().stages],
-            "users": [(str(i), name or email) for i, name, email in users]}
+            "users": [(str(i), name or email) for i, name, email in users],
+            "rewards": [(str(i), name if active else f"{name} ({i18n.translator(locale)('journeys.gift_only')})")
+                        for i, name, active in rewards]}
 
 
 def _rules_context(db: Session, locale: str) -> dict[str, Any]:
@@ -143,6 +147,8 @@ def install_playbook(request: Request, data: dict = Depends(form_data), user=Dep
         return _list(request, db, [playbook.Installed(key, "failed", error=exc.message)], status_code=422)
     if any(r.status == "failed" for r in results):
         return _list(request, db, results, status_code=422)
+    if any(r.shared_codes for r in results):  # say that the shared codes are given, not vouchers
+        return _list(request, db, results)
     return RedirectResponse("/journeys#playbook", status_code=303)
 
 

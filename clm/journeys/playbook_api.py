@@ -44,6 +44,9 @@ class InstalledOut(BaseModel):
     state: str | None
     templates_created: list[str]
     error: str | None
+    note: str | None = Field(None, description="What to know, e.g. without a loyalty program the play gives its "
+                             "shared code instead of a voucher per customer.")
+    shared_codes: list[str] = Field(default_factory=list, description="Those shared codes (for the shop's checkout).")
 
 
 class InstallOut(BaseModel):

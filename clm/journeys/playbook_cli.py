@@ -56,5 +56,7 @@ def playbook_install(
             continue
         made = f", templates created: {', '.join(r.templates_created)}" if r.templates_created else ""
         typer.echo(f"{r.key}: {r.status} (journey {r.journey_id}, {r.state}){made}")
+        if r.note:
+            typer.echo(f"  note: {r.note}")
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)

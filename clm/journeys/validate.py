@@ -4,7 +4,8 @@ Graph checks (no database): duplicate ids, an unknown start, a missing branch or
 a wait without duration (or a wait for an event without timeout), an action missing its template,
 a node unreachable from the start, a cycle on which no node waits (a customer would loop at once),
 a random split whose weights add up to nothing. References (with a session): segments exist (static
-ones for add/remove), the condition's rule tree holds, stages are stages, owners are active users.
+ones for add/remove), the condition's rule tree holds, stages are stages, owners are active users,
+vouchers name a loyalty reward.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ def reference_problems(session: Session, defn: d.Definition, path: str = "defini
     """Problems with what the graph names in the database: segments, rule trees, stages, users."""
     from clm.access.models import User
     from clm.lifecycle.rules import current_rules
+    from clm.loyalty.models import Reward
     from clm.segments.models import Segment
     from clm.segments.rules import parse_rules
     from clm.segments.service import check_tree
@@ -160,6 +162,9 @@ def reference_problems(session: Session, defn: d.Definition, path: str = "defini
         elif isinstance(node, d.SetStageNode) and node.stage not in stages:
             out.append(Problem(f"{at}.stage", node.id, f"node {node.id!r}: {node.stage!r} is not a stage; choose "
                                                          f"from {', '.join(sorted(stages))}"))
+        elif isinstance(node, d.IssueVoucherNode) and session.get(Reward, node.reward_id) is None:
+            out.append(Problem(f"{at}.reward_id", node.id, f"node {node.id!r} (issue_voucher): loyalty reward "
+                                                             f"{node.reward_id} does not exist; pick one of the rewards"))
         elif isinstance(node, d.AssignOwnerNode):
             for k, user_id in enumerate(node.owner_ids):
                 user = session.get(User, user_id)

@@ -113,12 +113,18 @@ def from_form(data: dict[str, Any], path: str = "r") -> dict[str, Any]:
             node[key] = get(key, node[key]) if key == "value" else get(key, node[key]).strip()
         stages = data.get(f"{path}.stages", [])
         node["stages"] = [s.strip() for s in (stages if isinstance(stages, list) else [stages]) if s.strip()]
-        found = sorted({int(m["i"]) for key in data if (m := _FILTER.match(key)) and m["parent"] == path})
-        node["where"] = [_filter_from_form(data, f"{path}.where.{i}") for i in found]
+        node["where"] = filters_from_form(data, path)
     if node["type"] in ("profile", "orders", "score", "loyalty") and node["field"] not in fields_of(node["type"]):
         node["field"] = fields_of(node["type"])[0]
     _settle(node)
     return node
+
+
+def filters_from_form(data: dict[str, Any], parent: str) -> list[dict[str, Any]]:
+    """The property filters posted under `<parent>.where.<i>` (an event condition's, or a journey's
+    trigger, goal or wait for an event, which edit theirs with these same controls)."""
+    found = sorted({int(m["i"]) for key in data if (m := _FILTER.match(key)) and m["parent"] == parent})
+    return [_filter_from_form(data, f"{parent}.where.{i}") for i in found]
 
 
 def _filter_from_form(data: dict[str, Any], path: str) -> dict[str, Any]:
@@ -203,8 +209,7 @@ def to_rules(node: dict[str, Any], api: str = "rules") -> dict[str, Any]:
         out = {"type": "event", "name": node["name"], "op": node["op"], "count": _scalar(node["count"], "number")}
         out.update(_window(node))
         if node["where"]:
-            out["where"] = [_comparison({"property": f["property"]}, f, f"{api}.where[{i}]")
-                            for i, f in enumerate(node["where"])]
+            out["where"] = filters_to_rules(node["where"], f"{api}.where")
         return out
     if t == "bought":
         return {"type": "bought", node["target"]: node["item"], **_window(node)}
@@ -218,6 +223,12 @@ def to_rules(node: dict[str, Any], api: str = "rules") -> dict[str, Any]:
         return _comparison(head, node, api)
     key = "metric" if t == "orders" else "field"
     return _comparison({"type": t, key: node["field"]}, node, api)
+
+
+def filters_to_rules(filters: list[dict[str, Any]], api: str = "where") -> list[dict[str, Any]]:
+    """The property filters' JSON (`{"property", "op", "value"}`); FieldError names `<api>[i].value` when a
+    value compared as a number is not one."""
+    return [_comparison({"property": f["property"]}, f, f"{api}[{i}]") for i, f in enumerate(filters)]
 
 
 def _comparison(head: dict[str, Any], node: dict[str, Any], api: str) -> dict[str, Any]:
@@ -326,8 +337,7 @@ def _from_condition(c: Any) -> dict[str, Any]:
     elif isinstance(c, r.EventCondition):
         node.update(name=c.name, op=c.op, count=str(c.count))
         _from_window(node, c.window)
-        node["where"] = [{"property": f.property, "jtype": r.field_type(f), "op": f.op, "value": _text(f.value)}
-                         for f in c.where]
+        node["where"] = filters_from_rules(c.where)
     elif isinstance(c, r.BoughtCondition):
         node.update(target="sku" if c.sku is not None else "category", item=c.sku if c.sku is not None else c.category)
         _from_window(node, c.window)
@@ -336,6 +346,21 @@ def _from_condition(c: Any) -> dict[str, Any]:
     elif isinstance(c, r.SegmentCondition):
         node["segment_id"] = str(c.segment_id)
     return node
+
+
+def filters_from_rules(where: list[Any]) -> list[dict[str, Any]]:
+    """Form nodes of saved property filters (PropertyFilter models or their JSON)."""
+    out = []
+    for f in where or []:
+        f = f if isinstance(f, r.PropertyFilter) else r.PropertyFilter.model_validate(f)
+        out.append({"property": f.property, "jtype": r.field_type(f), "op": f.op, "value": _text(f.value)})
+    return out
+
+
+def annotate_filters(filters: list[dict[str, Any]], parent: str, api: str) -> None:
+    """Give each filter its form path (`<parent>.where.<i>`) and API path (`<api>[i]`)."""
+    for i, f in enumerate(filters):
+        f["path"], f["api"] = f"{parent}.where.{i}", f"{api}[{i}]"
 
 
 def annotate(node: dict[str, Any], path: str = "r", api: str = "rules") -> dict[str, Any]:
@@ -347,6 +372,5 @@ def annotate(node: dict[str, Any], path: str = "r", api: str = "rules") -> dict[
         for i, child in enumerate(node["children"]):
             annotate(child, f"{path}.{i}", inner if single_not else f"{inner}[{i}]")
     elif node["kind"] == "cond":
-        for i, f in enumerate(node.get("where", [])):
-            f["path"], f["api"] = f"{path}.where.{i}", f"{api}.where[{i}]"
+        annotate_filters(node.get("where", []), path, f"{api}.where")
     return node

@@ -93,3 +93,52 @@ def test_a_marketer_builds_validates_and_activates_a_journey_and_sees_it_active(
     expect(row).to_contain_text("Active")
     expect(row).to_contain_text("v1")
     assert page.problems == []
+
+
+def test_a_marketer_filters_the_trigger_and_a_wait_for_an_event_renames_a_step_and_sees_it_saved(
+        page, server_url, db, user_factory):  # noqa: F811
+    from playwright.sync_api import expect
+
+    from clm.journeys import service
+    from clm.journeys.models import Journey
+
+    journey = service.save_journey(db, name="Giỏ hàng bỏ quên", definition={
+        "trigger": {"type": "event", "event": "Product Added"}, "start": "later",
+        "nodes": [{"id": "later", "type": "wait_for_event", "event": "Order Completed", "timeout": {"hours": 4},
+                   "next": "end", "timeout_next": "end"}, {"id": "end", "type": "exit"}]})
+    db.commit()
+    user_factory("marketer", email="lan@shop.vn")
+    page.goto(f"{server_url}/journeys/{journey.id}/edit")
+    page.get_by_label("Email").fill("lan@shop.vn")
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{server_url}/journeys/{journey.id}/edit")
+
+    def rebuilt(action):
+        page.evaluate("document.getElementById('journey-builder').dataset.old = 'yes'")
+        action()
+        page.wait_for_function("() => { const f = document.getElementById('journey-builder');"
+                               " return f && !f.dataset.old && !f.classList.contains('htmx-settling'); }")
+
+    trigger = page.locator("#trigger-filters")
+    rebuilt(lambda: trigger.get_by_role("button", name="+ Property filter").click())
+    trigger.locator("input[name='t.where.0.property']").fill("price")
+    rebuilt(lambda: trigger.locator("select[name='t.where.0.jtype']").select_option("number"))
+    rebuilt(lambda: trigger.locator("select[name='t.where.0.op']").select_option("gte"))
+    page.locator("input[name='t.where.0.value']").fill("500000")
+    node = page.locator("#node-later")
+    rebuilt(lambda: node.get_by_role("button", name="+ Property filter").click())
+    expect(page.locator("input[name='t.where.0.value']")).to_have_value("500000")  # kept through the re-render
+    page.locator("input[name='n.0.where.0.property']").fill("currency")
+    page.locator("input[name='n.0.where.0.value']").fill("VND")
+    page.locator("input[name='n.0.rename']").fill("cho-mua")
+
+    page.get_by_role("button", name="Save journey").click()
+    expect(page).to_have_url(f"{server_url}/journeys/{journey.id}")
+    expect(page.locator("#node-cho-mua")).to_be_visible()
+    db.expire_all()
+    saved = service.current_version(db, db.get(Journey, journey.id)).definition
+    assert saved["trigger"]["where"] == [{"property": "price", "op": "gte", "value": 500000}]
+    assert saved["start"] == "cho-mua"
+    assert saved["nodes"][0]["where"] == [{"property": "currency", "op": "eq", "value": "VND"}]
+    assert page.problems == []

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clm.journeys.builder import convert
+from clm.journeys.builder import convert, posted
 from clm.journeys.builder import draft as drafts
 from clm.journeys.builder import edits as editing
 from clm.journeys.builder import layout as layouts
@@ -101,7 +101,84 @@ def test_any_sequence_of_edits_keeps_every_node_reachable_and_every_way_out_poin
     assert layout["orphans"] == []
     for node in draft["nodes"]:  # what a marketer fills in on each new step
         node.update({k: v for k, v in {"trait": "tier", "stage": "loyalty", "segment_id": "1", "owner_ids": ["1"],
-                                       "template": "welcome"}.items() if k in node})
+                                       "template": "welcome", "reward_id": "1"}.items() if k in node})
     data, problems = convert.to_definition(draft)
     assert problems == []
     assert graph_problems(parse_definition(data)) == []
+
+
+FILTERED = {
+    "trigger": {"type": "event", "event": "Cart Abandoned", "where": [
+        {"property": "value", "op": "gte", "value": 500000}, {"property": "channel", "op": "in", "value": ["web", "app"]}]},
+    "goal": {"event": "Order Completed", "within_days": 7, "where": [{"property": "coupon", "op": "exists"}]},
+    "start": "later",
+    "nodes": [{"id": "later", "type": "wait_for_event", "event": "Order Completed", "timeout": {"days": 2},
+               "where": [{"property": "paid", "op": "is_true"}], "next": "end", "timeout_next": "end"},
+              {"id": "end", "type": "exit"}],
+}
+
+
+def posted_form(draft: dict) -> dict:
+    """The builder's form fields for a draft, as the page posts them (filters as the segment controls name them)."""
+    layouts.annotate_rules(draft)
+    data = {"start": draft["start"], "t.type": draft["trigger"]["type"], "t.event": draft["trigger"]["event"],
+            "e.reentry": "never", "g.on": "1" if draft["goal"]["on"] else "", "g.event": draft["goal"]["event"],
+            "g.within_days": draft["goal"]["within_days"]}
+    owners = [draft["trigger"]["where"], draft["goal"]["where"]] + [n.get("where", []) for n in draft["nodes"]]
+    for where in owners:
+        for f in where:
+            data.update({f"{f['path']}.{k}": f[k] for k in ("property", "jtype", "op", "value")})
+    for i, n in enumerate(draft["nodes"]):
+        for key, value in n.items():
+            if isinstance(value, str) or key in ("weekdays", "owner_ids"):
+                data[f"n.{i}.{key}"] = value
+        for k, b in enumerate(n.get("branches", [])):
+            data.update({f"n.{i}.b.{k}.name": b["name"], f"n.{i}.b.{k}.weight": b["weight"],
+                         f"n.{i}.b.{k}.control": "1" if b["control"] else "", f"n.{i}.b.{k}.next": b["next"]})
+    return data
+
+
+def test_property_filters_of_the_trigger_goal_and_a_wait_for_an_event_survive_the_posted_form():
+    saved = dump_definition(parse_definition(FILTERED))
+    data, problems = convert.to_definition(posted.from_form(posted_form(convert.from_definition(saved))))
+    assert problems == [] and dump_definition(parse_definition(data)) == saved
+
+
+def test_adding_a_filter_to_each_owner_and_removing_one_through_the_form_actions():
+    draft = convert.from_definition(FILTERED)
+    for owner in ("t", "g", "n.0"):
+        editing.act(draft, {"action": f"where:{owner}"})
+    assert [len(w) for w in (draft["trigger"]["where"], draft["goal"]["where"], draft["nodes"][0]["where"])] == [3, 2, 2]
+    editing.act(draft, {"action": "unwhere:t.where.0"})
+    assert [f["property"] for f in draft["trigger"]["where"]] == ["channel", ""]
+    editing.act(draft, {"action": "where:n.1"})  # an exit has no filters: nothing changes
+    assert "where" not in draft["nodes"][1]
+
+
+def test_a_filter_without_its_property_or_with_a_wrong_number_names_the_node_and_the_filter():
+    draft = convert.from_definition(FILTERED)
+    editing.act(draft, {"action": "where:n.0"})
+    draft["trigger"]["where"][0]["value"] = "lots"
+    _, problems = convert.to_definition(draft)
+    by_field = {p.field: p for p in problems}
+    assert set(by_field) == {"definition.nodes[0].where[1].property", "definition.trigger.where[0].value"}
+    node_problem = by_field["definition.nodes[0].where[1].property"]
+    assert node_problem.node == "later" and "node 'later' (wait_for_event): property filter 2" in node_problem.message
+    assert by_field["definition.trigger.where[0].value"].message.startswith("the trigger: property filter 1 (value)")
+
+
+def test_renaming_a_node_follows_every_way_that_led_to_it_and_a_taken_or_bad_id_is_refused():
+    draft = convert.from_definition(DOCUMENTED)
+    data = posted_form(draft)
+    index = {n["id"]: i for i, n in enumerate(draft["nodes"])}
+    renamed = posted.from_form({**data, f"n.{index['coupon']}.rename": "coupon-2", f"n.{index['wait']}.rename": "first"})
+    assert renamed["start"] == "first"
+    definition, problems = convert.to_definition(renamed)
+    assert problems == [] and parse_definition(definition).start == "first"
+    nodes = {n["id"]: n for n in definition["nodes"]}
+    assert nodes["first"]["next"] == "remind" and nodes["later"]["next"] == "end"
+    assert nodes["later"]["timeout_next"] == "coupon-2" and "coupon" not in nodes
+    clash = posted.from_form({**data, f"n.{index['coupon']}.rename": "end", f"n.{index['ab']}.rename": "a b"})
+    assert [n["id"] for n in clash["nodes"]] == [n["id"] for n in draft["nodes"]]
+    assert {n["id"]: n.get("rename_error") for n in clash["nodes"] if n.get("rename_error")} == {
+        "coupon": "taken", "ab": "invalid"}

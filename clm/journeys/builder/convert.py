@@ -3,10 +3,10 @@ problems only the form can see (a value that is not of its type, unreadable prop
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from clm.journeys.builder import filters
 from clm.journeys.builder.draft import blank_node, successor_keys
 from clm.journeys.validate import Problem
 from clm.lib.errors import FieldError
@@ -21,10 +21,6 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _where_text(where: Any) -> str:
-    return json.dumps(where, ensure_ascii=False) if where else ""
-
-
 def _duration_text(node: dict[str, Any], duration: Any) -> None:
     duration = duration if isinstance(duration, dict) else {}
     for part in ("days", "hours", "minutes"):
@@ -34,7 +30,7 @@ def _duration_text(node: dict[str, Any], duration: Any) -> None:
 def from_definition(data: dict[str, Any]) -> dict[str, Any]:
     """A draft of a saved definition (every value as text, a condition's rules as a form tree)."""
     t = dict(data.get("trigger") or {})
-    trigger = {"type": t.get("type", "event"), "event": _text(t.get("event")), "where": _where_text(t.get("where")),
+    trigger = {"type": t.get("type", "event"), "event": _text(t.get("event")), "where": filters.from_json(t.get("where")),
                "segment_id": _text(t.get("segment_id")), "to": _text(t.get("to")), "from": _text(t.get("from")),
                "field": "", "trait": "", "offset_days": _text(t.get("offset_days", "")),
                "every_year": bool(t.get("every_year", True)), "days": _text(t.get("days")), "gaps": _text(t.get("gaps"))}
@@ -46,7 +42,7 @@ def from_definition(data: dict[str, Any]) -> dict[str, Any]:
              "entry": {"reentry": e.get("reentry", "never"), "reentry_days": _text(e.get("reentry_days")),
                        "exit_on_segment_exit": bool(e.get("exit_on_segment_exit"))},
              "goal": {"on": bool(g), "event": _text((g or {}).get("event") or "Order Completed"),
-                      "within_days": _text((g or {}).get("within_days") or 7), "where": _where_text((g or {}).get("where"))},
+                      "within_days": _text((g or {}).get("within_days") or 7), "where": filters.from_json((g or {}).get("where"))},
              "start": _text(data.get("start")), "nodes": []}
     for raw in data.get("nodes") or []:
         node = blank_node(raw["type"], raw["id"])
@@ -55,7 +51,7 @@ def from_definition(data: dict[str, Any]) -> dict[str, Any]:
         if kind == "wait":
             _duration_text(node, raw.get("duration"))
         elif kind == "wait_for_event":
-            node.update(event=_text(raw.get("event")), where=_where_text(raw.get("where")))
+            node.update(event=_text(raw.get("event")), where=filters.from_json(raw.get("where")))
             _duration_text(node, raw.get("timeout"))
         elif kind == "wait_until":
             node.update(time=_text(raw.get("time")), weekdays=[str(w) for w in raw.get("weekdays") or []])
@@ -74,7 +70,7 @@ def from_definition(data: dict[str, Any]) -> dict[str, Any]:
         elif kind == "assign_owner":
             node["owner_ids"] = [str(i) for i in raw.get("owner_ids") or []]
         else:
-            for key in ("channel", "template", "purpose", "stage", "segment_id"):
+            for key in ("channel", "template", "purpose", "stage", "segment_id", "reward_id"):
                 if key in node:
                     node[key] = _text(raw.get(key, node[key]))
         for key in successor_keys(node):
@@ -102,26 +98,15 @@ def _duration(node: dict[str, Any]) -> dict[str, Any] | None:
     return parts or None
 
 
-def _where(text: str, path: str, node: str | None, problems: list[Problem]) -> list[Any]:
-    if not (text or "").strip():
-        return []
-    try:
-        value = json.loads(text)
-    except ValueError:
-        problems.append(Problem(path, node, "the property filters are not valid JSON"))
-        return []
-    return value if isinstance(value, list) else [value]
-
-
 def to_definition(draft: dict[str, Any], path: str = "definition") -> tuple[dict[str, Any], list[Problem]]:
     """The definition JSON of a draft, and the problems found converting it (a value that is not of its
-    type where the JSON would otherwise take the text, unreadable property filters)."""
+    type where the JSON would otherwise take the text, a property filter without its property)."""
     problems: list[Problem] = []
     t = draft["trigger"]
     trigger: dict[str, Any] = {"type": t["type"]}
     if t["type"] == "event":
         trigger["event"] = t["event"].strip()
-        if where := _where(t["where"], f"{path}.trigger.where", None, problems):
+        if where := filters.to_json(t["where"], f"{path}.trigger.where", None, "the trigger", problems):
             trigger["where"] = where
     elif t["type"] in ("segment_entered", "segment_exited", "segment_once"):
         trigger["segment_id"] = _num(t["segment_id"])
@@ -149,7 +134,7 @@ def to_definition(draft: dict[str, Any], path: str = "definition") -> tuple[dict
     g = draft["goal"]
     if g["on"]:
         data["goal"] = {"event": g["event"].strip(), "within_days": _num(g["within_days"])}
-        if where := _where(g["where"], f"{path}.goal.where", None, problems):
+        if where := filters.to_json(g["where"], f"{path}.goal.where", None, "the goal", problems):
             data["goal"]["where"] = where
     for i, node in enumerate(draft["nodes"]):
         data["nodes"].append(_node_json(node, f"{path}.nodes[{i}]", problems))
@@ -167,7 +152,8 @@ def _node_json(node: dict[str, Any], at: str, problems: list[Problem]) -> dict[s
         out.update(time=node["time"], weekdays=[_num(w) for w in node["weekdays"]])
     elif kind == "wait_for_event":
         out.update(event=node["event"].strip(), timeout=_duration(node))
-        if where := _where(node["where"], f"{at}.where", node["id"], problems):
+        if where := filters.to_json(node["where"], f"{at}.where", node["id"],
+                                    f"node {node['id']!r} (wait_for_event)", problems):
             out["where"] = where
     elif kind == "condition":
         try:
@@ -193,6 +179,8 @@ def _node_json(node: dict[str, Any], at: str, problems: list[Problem]) -> dict[s
         out["owner_ids"] = [_num(o) for o in node["owner_ids"]]
     elif kind in ("add_to_segment", "remove_from_segment"):
         out["segment_id"] = _num(node["segment_id"])
+    elif kind == "issue_voucher":
+        out["reward_id"] = _num(node["reward_id"])
     for key in successor_keys(node):
         if not key.startswith("b."):
             out[key] = node[key] or None

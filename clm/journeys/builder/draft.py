@@ -22,7 +22,8 @@ DATE_FIELDS = ("birthday", "first_order_at", "traits")
 SEND_CHANNELS = ("email", "sms", "zalo", "messenger")
 SHORT = {"wait": "wait", "wait_until": "at", "wait_for_event": "await", "condition": "if", "random_split": "ab",
          "send_message": "send", "webhook": "hook", "update_trait": "trait", "set_stage": "stage",
-         "assign_owner": "owner", "add_to_segment": "add", "remove_from_segment": "remove", "exit": "end"}
+         "assign_owner": "owner", "add_to_segment": "add", "remove_from_segment": "remove", "issue_voucher": "voucher",
+         "exit": "end"}
 
 
 # -- blanks --------------------------------------------------------------------------------------------------
@@ -34,7 +35,7 @@ def blank_node(kind: str, node_id: str) -> dict[str, Any]:
     elif kind == "wait_until":
         node.update(time="09:00", weekdays=[])
     elif kind == "wait_for_event":
-        node.update(event="Order Completed", where="", days="3", hours="", minutes="")
+        node.update(event="Order Completed", where=[], days="3", hours="", minutes="")
     elif kind == "condition":
         node["tree"] = rules_form.empty()
     elif kind == "random_split":
@@ -52,6 +53,8 @@ def blank_node(kind: str, node_id: str) -> dict[str, Any]:
         node["owner_ids"] = []
     elif kind in ("add_to_segment", "remove_from_segment"):
         node["segment_id"] = ""
+    elif kind == "issue_voucher":
+        node["reward_id"] = ""
     for key in successor_keys(node):
         if not key.startswith("b."):
             node[key] = ""
@@ -60,10 +63,10 @@ def blank_node(kind: str, node_id: str) -> dict[str, Any]:
 
 def blank() -> dict[str, Any]:
     """A new journey: an event trigger and a single exit (nodes are added on the start edge)."""
-    return {"trigger": {"type": "event", "event": "", "where": "", "segment_id": "", "to": "", "from": "", "field": "birthday",
+    return {"trigger": {"type": "event", "event": "", "where": [], "segment_id": "", "to": "", "from": "", "field": "birthday",
                         "trait": "", "offset_days": "", "every_year": True, "days": "", "gaps": ""}, "entry": {"reentry": "never", "reentry_days": "",
             "exit_on_segment_exit": False}, "goal": {"on": False, "event": "Order Completed", "within_days": "7",
-            "where": ""}, "start": "end", "nodes": [blank_node("exit", "end")]}
+            "where": []}, "start": "end", "nodes": [blank_node("exit", "end")]}
 
 
 # -- successors ----------------------------------------------------------------------------------------------

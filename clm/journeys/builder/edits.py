@@ -2,13 +2,15 @@
 
 `act` applies the edit the form asks for: a node added on an edge (`add.<edge>` names the type; the edge
 is `start` or `<i>.<successor key>`), removed (its place is taken by what followed it), moved up or down
-a straight chain, a split's branch added or removed, or an edit of a condition's rule tree.
+a straight chain, a split's branch added or removed, an edit of a condition's rule tree, or a property
+filter added to or removed from the trigger, the goal or a wait for an event (`filters`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from clm.journeys.builder import filters
 from clm.journeys.builder.draft import (
     ADDABLE,
     SHORT,
@@ -183,6 +185,8 @@ def act(draft: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         if i < len(draft["nodes"]) and draft["nodes"][i]["type"] == "condition":
             prefix = f"n.{i}."
             draft["nodes"][i]["tree"] = rules_form.act(draft["nodes"][i]["tree"], f"{verb}:{arg[len(prefix):]}")
+        return draft
+    if filters.edit(draft, verb, arg):
         return draft
     if not all(p.isdigit() for p in parts) or not arg:
         return draft

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clm.journeys.builder import filters
 from clm.journeys.builder.draft import get_target, index_of, outcome_of, successor_keys
 from clm.segments import builder as rules_form
 
@@ -47,7 +48,9 @@ def layout(draft: dict[str, Any]) -> dict[str, Any]:
 
 
 def annotate_rules(draft: dict[str, Any], path: str = "definition") -> None:
-    """Give each condition's form tree its form and API paths (as the segment builder's editor expects)."""
+    """Give each condition's form tree and each property filter its form and API paths (as the segment
+    builder's editor expects)."""
+    filters.annotate(draft, path)
     for i, node in enumerate(draft["nodes"]):
         if node["type"] == "condition":
             rules_form.annotate(node["tree"], f"n.{i}.r", f"{path}.nodes[{i}].rules")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from clm.journeys.builder import filters
 from clm.journeys.builder.draft import (
     DATE_FIELDS,
     NODE_TYPES,
@@ -12,10 +13,13 @@ from clm.journeys.builder.draft import (
     TRIGGER_TYPES,
     blank,
     blank_node,
+    get_target,
     posted_value,
+    set_target,
     successor_keys,
 )
 from clm.journeys.builder.edits import settle_types
+from clm.journeys.definition import NODE_ID
 from clm.segments import builder as rules_form
 
 _NODE = re.compile(r"^n\.(\d+)\.id$")
@@ -31,7 +35,7 @@ def from_form(data: dict[str, Any]) -> dict[str, Any]:
     draft = blank()
     t = draft["trigger"]
     t["type"] = posted_value(data, "t.type", "event") if posted_value(data, "t.type") in TRIGGER_TYPES else "event"
-    for key in ("event", "where", "segment_id", "to", "from", "field", "trait", "offset_days", "days", "gaps"):
+    for key in ("event", "segment_id", "to", "from", "field", "trait", "offset_days", "days", "gaps"):
         t[key] = posted_value(data, f"t.{key}", t.get(key, ""))
     t["field"] = t["field"] if t["field"] in DATE_FIELDS else "birthday"
     t["every_year"] = bool(posted_value(data, "t.every_year"))
@@ -41,13 +45,40 @@ def from_form(data: dict[str, Any]) -> dict[str, Any]:
     e["exit_on_segment_exit"] = bool(posted_value(data, "e.exit_on_segment_exit"))
     g = draft["goal"]
     g["on"] = bool(posted_value(data, "g.on"))
-    for key in ("event", "within_days", "where"):
+    for key in ("event", "within_days"):
         g[key] = posted_value(data, f"g.{key}", g[key])
+    t["where"], g["where"] = filters.from_form(data, "t"), filters.from_form(data, "g")
     draft["start"] = posted_value(data, "start").strip()
     found = sorted({int(m[1]) for key in data if (m := _NODE.match(key))})
     draft["nodes"] = [_node_from_form(data, i) for i in found]
+    for i, node in zip(found, draft["nodes"], strict=True):
+        rename(draft, node, posted_value(data, f"n.{i}.rename", node["id"]).strip())
     settle_types(draft)
     return draft
+
+
+def rename(draft: dict[str, Any], node: dict[str, Any], new: str) -> None:
+    """Give `node` the id `new`, and every way that led to it (the start, other nodes' ways out) with it. An
+    id that is not 1-64 letters, digits, '_' or '-', or that another node has, is refused: the node keeps
+    its id and carries `rename_error` ("invalid" or "taken") for the page to say so."""
+    old = node["id"]
+    if new == old:
+        return
+    if not NODE_ID.match(new):
+        node["rename_error"] = "invalid"
+        return
+    if any(n["id"] == new for n in draft["nodes"]):
+        node["rename_error"] = "taken"
+        return
+    node["id"] = new
+    if draft["start"] == old:
+        draft["start"] = new
+    for other in draft["nodes"]:
+        for key in successor_keys(other):
+            if get_target(other, key) == old:
+                set_target(other, key, new)
+        if "_old" in other:
+            other["_old"] = [new if target == old else target for target in other["_old"]]
 
 
 def _node_from_form(data: dict[str, Any], i: int) -> dict[str, Any]:
@@ -62,8 +93,8 @@ def _node_from_form(data: dict[str, Any], i: int) -> dict[str, Any]:
         targets = [posted_value(data, f"{p}.{key}.next" if key.startswith("b.") else f"{p}.{key}") for key in successor_keys(old)]
         node["_old"] = targets
         return node
-    for key in ("days", "hours", "minutes", "time", "event", "where", "channel", "template", "purpose", "trait",
-                "value", "vtype", "stage", "segment_id"):
+    for key in ("days", "hours", "minutes", "time", "event", "channel", "template", "purpose", "trait",
+                "value", "vtype", "stage", "segment_id", "reward_id"):
         if key in node:
             node[key] = posted_value(data, f"{p}.{key}", node[key])
     if "weekdays" in node:
@@ -72,6 +103,8 @@ def _node_from_form(data: dict[str, Any], i: int) -> dict[str, Any]:
         node["owner_ids"] = _list(data, f"{p}.owner_ids")
     if kind == "condition":
         node["tree"] = rules_form.from_form(data, f"{p}.r")
+    if kind == "wait_for_event":
+        node["where"] = filters.from_form(data, p)
     if kind == "random_split":
         node["branches"] = [{"name": posted_value(data, f"{p}.b.{k}.name"), "weight": posted_value(data, f"{p}.b.{k}.weight"),
                              "control": bool(posted_value(data, f"{p}.b.{k}.control")),
