@@ -242,3 +242,9 @@ def test_a_value_the_schema_refuses_is_shown_on_its_node_with_its_path(db, as_ro
     r = post(client, "/journeys/builder", {**form, "action": "validate"})
     assert re.search(r'class="jnode jnode-update_trait invalid" id="node-wait1"', r.text)
     assert "definition.nodes[0].trait: String should have at least 1 character" in r.text
+
+
+def test_installing_a_play_without_a_loyalty_program_says_it_gives_the_shared_code(db, as_role):  # noqa: F811
+    r = post(as_role("marketer"), "/journeys/playbook/install", {"key": "birthday"})
+    assert r.status_code == 200
+    assert "No loyalty program yet: the messages give the shared code SINHNHAT" in r.text
