@@ -51,6 +51,12 @@ def act(session: Session, run: JourneyRun, node: Any, now: datetime, timezone: s
         return _assign_owner(session, run, node, now)
     if isinstance(node, d.IssueVoucherNode):
         return _issue_voucher(session, run, node, now)
+    if isinstance(node, d.NpsSurveyNode):
+        from clm.service.satisfaction import request_nps
+
+        survey = request_nps(session, run.customer_id, effect_key(run), channel=node.channel, settings=None,
+                             journey_run_id=run.id, now=now)
+        return "survey sent" if survey is not None else "no email or phone to ask on"
     if isinstance(node, d.AddToSegmentNode | d.RemoveFromSegmentNode):
         from clm.segments.service import change_list
 

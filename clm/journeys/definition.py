@@ -267,6 +267,15 @@ class IssueVoucherNode(_Node):
     next: NodeRef = None
 
 
+class NpsSurveyNode(_Node):
+    """Ask the customer the NPS question (0-10, with a comment) through the channels' outbox, with a signed link
+    to the answer page (clm.service.satisfaction); `channel` empty: email, else SMS."""
+
+    type: Literal["nps_survey"]
+    channel: Literal["email", "sms", "zalo", "messenger"] | None = None
+    next: NodeRef = None
+
+
 class ExitNode(_Node):
     """The run ends here (completed)."""
 
@@ -276,10 +285,11 @@ class ExitNode(_Node):
 NODE_TYPES: dict[str, type[_Node]] = {m.model_fields["type"].annotation.__args__[0]: m for m in (
     WaitNode, WaitUntilNode, WaitForEventNode, ConditionNode, RandomSplitNode, SendMessageNode, WebhookNode,
     UpdateTraitNode, SetStageNode, AssignOwnerNode, AddToSegmentNode, RemoveFromSegmentNode, IssueVoucherNode,
+    NpsSurveyNode,
     ExitNode)}
 WAITS = ("wait", "wait_until", "wait_for_event")
 ACTIONS = ("send_message", "webhook", "update_trait", "set_stage", "assign_owner", "add_to_segment",
-           "remove_from_segment", "issue_voucher")
+           "remove_from_segment", "issue_voucher", "nps_survey")
 Node = Annotated[Union[tuple(NODE_TYPES.values())], Field(discriminator="type")]  # noqa: UP007
 
 

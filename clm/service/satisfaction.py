@@ -167,6 +167,10 @@ def _send(session: Session, survey: Survey, channel: str, context: dict[str, Any
     from clm.channels.models import Template
     from clm.channels.service import enqueue_message
 
+    if settings is None:
+        from clm.config import get_settings
+
+        settings = get_settings()
     key = template_key(survey.kind, channel)
     if session.scalar(sa.select(Template.id).where(Template.key == key)) is None:
         install_templates(session)

@@ -181,6 +181,8 @@ def _node_json(node: dict[str, Any], at: str, problems: list[Problem]) -> dict[s
         out["segment_id"] = _num(node["segment_id"])
     elif kind == "issue_voucher":
         out["reward_id"] = _num(node["reward_id"])
+    elif kind == "nps_survey":
+        out["channel"] = node["channel"] or None
     for key in successor_keys(node):
         if not key.startswith("b."):
             out[key] = node[key] or None

@@ -22,7 +22,7 @@ DATE_FIELDS = ("birthday", "first_order_at", "traits")
 SEND_CHANNELS = ("email", "sms", "zalo", "messenger")
 SHORT = {"wait": "wait", "wait_until": "at", "wait_for_event": "await", "condition": "if", "random_split": "ab",
          "send_message": "send", "webhook": "hook", "update_trait": "trait", "set_stage": "stage",
-         "assign_owner": "owner", "add_to_segment": "add", "remove_from_segment": "remove", "issue_voucher": "voucher",
+         "assign_owner": "owner", "add_to_segment": "add", "remove_from_segment": "remove", "issue_voucher": "voucher", "nps_survey": "nps",
          "exit": "end"}
 
 
@@ -55,6 +55,8 @@ def blank_node(kind: str, node_id: str) -> dict[str, Any]:
         node["segment_id"] = ""
     elif kind == "issue_voucher":
         node["reward_id"] = ""
+    elif kind == "nps_survey":
+        node["channel"] = ""
     for key in successor_keys(node):
         if not key.startswith("b."):
             node[key] = ""
