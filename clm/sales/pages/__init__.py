@@ -1,4 +1,4 @@
-"""The sales team's dashboard: the pipeline board, leads, lead forms, assignment rules and the forecast.
+"""The sales team's dashboard: the pipeline board, leads, lead forms, assignment rules, the forecast and the reports.
 
 Permission `sales` (admin, manager, sales) for the work, `sales:manage` (admin, manager) for forms and rules.
 """
@@ -9,6 +9,6 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from clm.sales.pages import board, forecast, forms, leads
+    from clm.sales.pages import board, forecast, forms, leads, reports
 
-    return [board.router, leads.router, forms.router, forecast.router]
+    return [board.router, leads.router, forms.router, forecast.router, reports.router]

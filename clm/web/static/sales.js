@@ -1,5 +1,5 @@
 // The sales pages: drag a deal card to another column of the board (posted with the CSRF header, the board
-// comes back and is swapped in), copy a form's embed snippet, and draw the forecast chart.
+// comes back and is swapped in), copy a form's embed snippet, and draw the forecast's and the reports' charts.
 (function () {
   "use strict";
 
@@ -85,11 +85,66 @@
     });
   }
 
+  var PALETTE = ["#6d28d9", "#2563eb", "#0891b2", "#0f766e", "#16a34a", "#dc2626"];
+
+  function bars(id, chart, options) {
+    var canvas = document.getElementById(id);
+    if (!canvas || !chart || !chart.labels.length) return;
+    new Chart(canvas, {
+      type: "bar",
+      data: { labels: chart.labels, datasets: chart.series.map(function (s, i) {
+        return { label: s.name, data: s.data, backgroundColor: PALETTE[i % PALETTE.length], borderRadius: 3 };
+      }) },
+      options: Object.assign({ maintainAspectRatio: false, scales: { x: { grid: { display: false } },
+        y: { beginAtZero: true } } }, options || {})
+    });
+  }
+
+  function reportCharts() {
+    var source = document.getElementById("report-data");
+    if (!source || !window.Chart) return;
+    var data = JSON.parse(source.textContent);
+    Chart.defaults.animation = false;
+    Chart.defaults.locale = document.documentElement.lang || "vi";
+    var percent = { y: { beginAtZero: true, max: 1, ticks: { format: { style: "percent" } } } };
+    bars("chart-source", data.source);
+    bars("chart-campaign", data.campaign);
+    bars("chart-stages", data.stages, { indexAxis: "y", plugins: { legend: { display: false } } });
+    bars("chart-months", data.months);
+    bars("chart-owners", data.owners);
+    var scores = document.getElementById("chart-scores");
+    if (scores && data.scores.labels.length) {
+      new Chart(scores, {
+        type: "line",
+        data: { labels: data.scores.labels, datasets: data.scores.series.map(function (s, i) {
+          return { label: s.name, data: s.data, borderColor: PALETTE[i * 3], backgroundColor: PALETTE[i * 3], tension: 0 };
+        }) },
+        options: { maintainAspectRatio: false, scales: Object.assign({ x: { grid: { display: false } } }, percent) }
+      });
+    }
+    var calibration = document.getElementById("chart-calibration");
+    if (calibration && data.calibration.points.length) {
+      new Chart(calibration, {
+        type: "scatter",
+        data: { datasets: [
+          { label: data.calibration.names.model, data: data.calibration.points, backgroundColor: PALETTE[0],
+            borderColor: PALETTE[0], showLine: true, pointRadius: 5 },
+          { label: data.calibration.names.ideal, data: [{ x: 0, y: 0 }, { x: 1, y: 1 }], borderColor: "#94a3b8",
+            borderDash: [6, 4], showLine: true, pointRadius: 0 }
+        ] },
+        options: { maintainAspectRatio: false, scales: {
+          x: { min: 0, max: 1, ticks: { format: { style: "percent" } } },
+          y: { min: 0, max: 1, ticks: { format: { style: "percent" } } } } }
+      });
+    }
+  }
+
   function start() {
     var board = document.getElementById("board");
     if (board) wire(board);
     copyButtons();
     forecastChart();
+    reportCharts();
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();
 })();
