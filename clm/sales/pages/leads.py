@@ -1,4 +1,5 @@
-"""Leads: the list (filters, search ignoring diacritics, best score first or newest) and a lead's page
+"""Leads: the list (filters, search ignoring diacritics, best score first or newest; the ticked leads' owner,
+status or priority changed in one go) and a lead's page
 (contact, score and its reasons, who got it and why, the first-contact SLA, activities, tasks; change its
 status, owner, priority or classification, log a call, convert it to a deal)."""
 
@@ -18,6 +19,7 @@ from clm.db.engine import for_writing
 from clm.lib.errors import FieldError, NotFound
 from clm.sales import leads as service
 from clm.sales.activities import ActivityIn, list_activities, log_activity
+from clm.sales.bulk import bulk_update
 from clm.sales.errors import SalesConflict
 from clm.sales.models import ACTIVITY_KINDS, CLASSIFICATIONS, LEAD_STATUSES, PRIORITIES, SOURCES, Opportunity
 from clm.sales.opportunities import DealIn, convert_lead
@@ -42,14 +44,23 @@ def _choice(value: str | None, choices: tuple[str, ...]) -> str | None:
 @router.get("/sales/leads")
 def leads_page(request: Request, q: str | None = None, status: str | None = None, source: str | None = None,
                priority: str | None = None, classification: str | None = None, owner: str | None = None,
-               order: str | None = None, cursor: str | None = None, user=Depends(allowed),
-               db: Session = Depends(get_session)):
+               order: str | None = None, cursor: str | None = None, updated: str | None = None,
+               user=Depends(allowed), db: Session = Depends(get_session)):
+    given = {"q": q, "status": status, "source": source, "priority": priority, "classification": classification,
+             "owner": owner, "order": order, "cursor": cursor}
+    done = int(updated) if updated and updated.isdigit() and len(updated) < 6 else None
+    return _list_page(request, db, user, given, updated=done)
+
+
+def _list_page(request: Request, db: Session, user, given: dict[str, Any], *, updated: int | None = None,
+               bulk_error: str | None = None, status_code: int = 200):
     t = i18n.translator(i18n.pick_locale(request, user))
-    owner_id = int(owner) if owner and owner.isdigit() and len(owner) < 19 else None
-    f = {"q": (q or "").strip()[:200] or None, "status": _choice(status, LEAD_STATUSES + ("open",)),
-         "source": _choice(source, SOURCES), "priority": _choice(priority, PRIORITIES),
-         "classification": _choice(classification, CLASSIFICATIONS), "owner": owner_id,
-         "order": "score" if order == "score" else "newest", "cursor": cursor or None}
+    q, owner = given.get("q"), given.get("owner")
+    owner_id = int(owner) if owner and str(owner).isdigit() and len(str(owner)) < 19 else None
+    f = {"q": (q or "").strip()[:200] or None, "status": _choice(given.get("status"), LEAD_STATUSES + ("open",)),
+         "source": _choice(given.get("source"), SOURCES), "priority": _choice(given.get("priority"), PRIORITIES),
+         "classification": _choice(given.get("classification"), CLASSIFICATIONS), "owner": owner_id,
+         "order": "score" if given.get("order") == "score" else "newest", "cursor": given.get("cursor") or None}
     rows, next_cursor, error = [], None, None
     try:
         rows, next_cursor = service.list_leads(
@@ -67,11 +78,57 @@ def leads_page(request: Request, q: str | None = None, status: str | None = None
             params["cursor"] = position
         return "/sales/leads" + ("?" + urlencode(params) if params else "")
 
-    return render(request, "sales/leads.html", f=f, rows=rows, customers=customers, next_cursor=next_cursor,
-                  page_url=page_url, error=error, staff=staff(db), people=dict(staff(db)), statuses=LEAD_STATUSES,
-                  sources=SOURCES, priorities=PRIORITIES, classifications=CLASSIFICATIONS,
+    return render(request, "sales/leads.html", status_code=status_code, f=f, rows=rows, customers=customers,
+                  next_cursor=next_cursor, page_url=page_url, error=error, staff=staff(db), people=dict(staff(db)),
+                  statuses=LEAD_STATUSES, sources=SOURCES, priorities=PRIORITIES, classifications=CLASSIFICATIONS,
                   filtered=any(f[k] for k in ("q", "status", "source", "priority", "classification", "owner")),
-                  **shared(request, db, user))
+                  updated=updated, bulk_error=bulk_error, here=page_url(f["cursor"]), **shared(request, db, user))
+
+
+@router.post("/sales/leads/bulk")
+def leads_bulk(request: Request, data: dict = Depends(form_data), user=Depends(allowed),
+               db: Session = Depends(get_session)):
+    """Change the owner, status or priority of the ticked leads in one transaction: all of them or none, a
+    refusal shown on the list naming the lead and the field."""
+    back = str(data.get("next") or "")
+    back = back if back.startswith("/sales/leads") and "//" not in back and "\\" not in back else "/sales/leads"
+    ids = data.get("lead_ids") or []
+    ids = ids if isinstance(ids, list) else [ids]
+    action = str(data.get("action") or "")
+    for_writing(db)
+    try:
+        if any(not str(i).isdigit() or len(str(i)) > 18 for i in ids):
+            raise FieldError("lead_ids", "not a lead id")
+        if action == "owner":
+            owner = str(data.get("owner_id") or "")
+            changes = service.LeadUpdate(owner_id=int(owner) if owner.isdigit() else None)
+        elif action == "status":
+            changes = service.LeadUpdate(status=_blank(data.get("status")),
+                                         unqualified_reason=_blank(data.get("unqualified_reason")))
+        elif action == "priority":
+            changes = service.LeadUpdate(priority=_blank(data.get("priority")))
+        else:
+            raise FieldError("action", "choose what to change: owner, status or priority")
+        changed = bulk_update(db, [int(i) for i in ids], changes)
+        db.commit()
+    except (FieldError, SalesConflict) as exc:
+        db.rollback()
+        return _bulk_refused(request, db, user, back, f"{exc.field}: {exc.message}" if exc.field else exc.message,
+                             409 if isinstance(exc, SalesConflict) else 422)
+    except ValidationError as exc:
+        db.rollback()
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        return _bulk_refused(request, db, user, back, f"{field}: {first['msg']}", 422)
+    joiner = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{joiner}updated={len(changed)}", status_code=303)
+
+
+def _bulk_refused(request: Request, db: Session, user, back: str, message: str, status_code: int):
+    from urllib.parse import parse_qsl, urlsplit
+
+    given = {k: v for k, v in parse_qsl(urlsplit(back).query) if k in FILTERS}
+    return _list_page(request, db, user, given, bulk_error=message, status_code=status_code)
 
 
 def _lead_page(request: Request, db: Session, user, lead_id: int, error: str | None = None,

@@ -139,12 +139,21 @@
     }
   }
 
+  function selectAll() {
+    document.querySelectorAll("[data-select-all]").forEach(function (box) {
+      box.addEventListener("change", function () {
+        document.querySelectorAll("input[name='" + box.dataset.selectAll + "']").forEach(function (b) { b.checked = box.checked; });
+      });
+    });
+  }
+
   function start() {
     var board = document.getElementById("board");
     if (board) wire(board);
     copyButtons();
     forecastChart();
     reportCharts();
+    selectAll();
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();
 })();
