@@ -122,7 +122,7 @@ def _codec(charset: str, where: str) -> str:
         return "cp1258"
     try:
         return codecs.lookup(name).name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
         raise Malformed(f"{where} uses the unknown charset {charset!r}") from None
 
 

@@ -137,3 +137,9 @@ def test_a_real_mail_with_bytes_damaged_anywhere_is_read_or_refused_never_a_cras
         assert exc.reason
     else:
         assert "\x00" not in mail.text and (mail.html is None or "<script" not in mail.html.lower())
+
+
+def test_a_charset_name_with_a_nul_is_an_unknown_charset():
+    raw = b"From: =?\x00indows-1258?Q?An?= <an@example.com>\r\nSubject: x\r\n\r\nhello\r\n"
+    with pytest.raises(Malformed, match="unknown charset"):
+        parse(raw, max_attachment_bytes=LIMIT)
