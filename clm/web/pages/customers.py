@@ -137,6 +137,7 @@ def customer_360(request: Request, customer_id: int, user=Depends(require("custo
         stats=_stats(db, customer_id, fmt, settings.default_currency),
         entries=_entries(db, raw, fmt, t), next_cursor=next_cursor, messages=_messages(db, customer_id),
         journey_runs=_journey_runs(db, customer_id), tickets=_open_tickets(db, customer_id),
+        sales=_sales_of(db, customer_id),
     )
 
 
@@ -144,6 +145,12 @@ def _open_tickets(db: Session, customer_id: int) -> list:
     from clm.service.tickets import open_tickets_of
 
     return open_tickets_of(db, customer_id)
+
+
+def _sales_of(db: Session, customer_id: int) -> dict:
+    from clm.sales.profile import sales_of
+
+    return sales_of(db, customer_id)
 
 
 def _journey_runs(db: Session, customer_id: int) -> list:
