@@ -185,3 +185,17 @@ def test_a_canned_reply_with_an_unknown_variable_is_refused_and_a_good_one_speak
     ticket = open_ticket(db, TicketIn(customer_id=customer.id, subject="Hi", language="en", route=False))
     assert render_canned(db, reply, ticket) == "Hello Hoa"
     assert render_canned(db, reply, ticket, language="vi") == "Chào Hoa"
+
+
+def test_the_worker_step_reads_the_audit_and_the_messages_and_moves_on(db, shop, zalo, settings):
+    from clm.service.automation_steps import AutomationConsumer
+
+    save_trigger(db, TriggerIn(name="gắn thẻ zalo", event="created", actions=[{"type": "tag", "add": ["zalo"]}]))
+    customer = shop.customer("Trịnh Văn Khoa")
+    got = receive(db, InboundIn(inbox_id=zalo.id, customer_id=customer.id, body="Alo", external_id="k1", at=T0))
+    step = AutomationConsumer(settings)
+    assert step(db, T0) > 0
+    db.expire_all()
+    assert got.ticket.tags == ["zalo"]
+    assert step(db, T0 + timedelta(seconds=1)) >= 0  # nothing new: no trigger fires again
+    assert db.scalar(sa.select(sa.func.count()).select_from(TriggerRun)) == 1
