@@ -41,6 +41,13 @@ PG_URL = os.environ.get("CLM_BENCH_LOYALTY_POSTGRES_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/clm_bench_loyalty")
 
 
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process `pid` (a PostgreSQL backend on this machine)."""
+    from jobs_bench import _cpu_of as cpu_of
+
+    return cpu_of(pid)
+
+
 def _url(backend: str) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tempfile.mkdtemp(prefix='clm-bench-loyalty-')}/bench.db"
@@ -230,6 +237,8 @@ def expiry(quick: bool, members: int | None, lots: int) -> list[dict]:
     chunks: list[float] = []
     with session_factory() as s:
         for_writing(s)
+        backend = s.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        cpu_backend, cpu_own = _cpu_of(backend), time.process_time()
         mark = [time.perf_counter()]
 
         def commit_chunk() -> None:
@@ -242,6 +251,8 @@ def expiry(quick: bool, members: int | None, lots: int) -> list[dict]:
         visited = sweep.sweep(s, now, on_chunk=commit_chunk)
         s.commit()
         total = time.perf_counter() - t0
+        cpu_own, cpu_backend = time.process_time() - cpu_own, _cpu_of(backend) - cpu_backend
+        load = os.getloadavg()[0]
         expired = s.scalar(sa.text("SELECT coalesce(sum(expired), 0) FROM loyalty_members"))
         clean = verify.verify(s) == [] if members <= 20_000 else None
     engine.dispose()
@@ -251,7 +262,8 @@ def expiry(quick: bool, members: int | None, lots: int) -> list[dict]:
              "seconds": round(total, 1), "longest_chunk_s": round(max(chunks, default=total), 2),
              "ms_per_member": round(per_member * 1000, 2),
              "estimated_s_at_1M_members_10M_lots": round(per_member * 1_000_000),
-             "fill_s": round(fill_s, 1), "verify_clean": clean}]
+             "cpu_s_sweep_process": round(cpu_own, 1), "cpu_s_postgres_backend": round(cpu_backend, 1),
+             "load_1min_after": round(load, 1), "fill_s": round(fill_s, 1), "verify_clean": clean}]
 
 
 # --- 3. redemptions through the API ----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from clm.loyalty import expiry
 from clm.loyalty.models import Entry, Lot, Member
 from clm.loyalty.program import get_program
 
-CHUNK = 2000
+CHUNK = 5000
 
 
 def sweep(session: Session, now: datetime, on_chunk: Callable[[], None] | None = None, chunk: int = CHUNK) -> int:
