@@ -1,7 +1,7 @@
-"""The sales API: /api/v1/leads, /api/v1/pipelines, /api/v1/sales/forecast and /api/v1/sales/scoring.
+"""The sales API: /api/v1/leads, /api/v1/pipelines, /api/v1/sales/forecast, /sales/scoring and /sales/reports.
 Opportunities, activities and tasks are in clm.sales.deals_api. A thin adapter over clm.sales.
 
-Scopes: `sales:read` (lists, records, board, forecast), `sales:write` (what a sales rep does: add and
+Scopes: `sales:read` (lists, records, board, forecast, reports), `sales:write` (what a sales rep does: add and
 change leads, convert, move and close deals, log activities, tasks), `sales:manage` (pipelines).
 A request that the record's state forbids (converting a converted lead) is answered 409.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -19,9 +19,11 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from clm.db.engine import for_writing
+from clm.lib.clock import utcnow
 from clm.sales import forecast as sales_forecast
 from clm.sales import leads as lead_service
 from clm.sales import pipelines as pipeline_service
+from clm.sales import reports as sales_reports
 from clm.sales.errors import SalesConflict
 from clm.sales.models import CLASSIFICATIONS, LEAD_STATUSES, PRIORITIES, SOURCES, LeadScoreModel, Opportunity
 from clm.sales.opportunities import DealIn, board, convert_lead
@@ -237,3 +239,37 @@ def sales_scoring_get(session: Session = Depends(get_session)) -> ScoringOut:
                                                                    strict=True) if w), key=lambda x: -abs(x["weight"]))
     return ScoringOut(kind=row.kind, trained_at=row.trained_at, won=row.won, lost=row.lost, auc=row.auc,
                       evaluation=row.params.get("evaluation", {}), weights=weights)
+
+
+class ReportsOut(BaseModel):
+    funnel_by_source: dict[str, Any]
+    funnel_by_campaign: dict[str, Any]
+    time_in_stage: list[dict[str, Any]]
+    scores: dict[str, Any]
+
+
+@router.get("/sales/reports", response_model=ReportsOut, summary="Funnel, time in stage and the two scores",
+            dependencies=[read], responses=error_responses(404, 422))
+def sales_reports_get(request: Request, session: Session = Depends(get_session),
+                      pipeline_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                      owner_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                      since: datetime | None = None, until: datetime | None = None) -> ReportsOut:
+    """Leads that came in from `since` to before `until` per source and per campaign (contacted, qualified,
+    converted, won, lost; conversion and win rates); the median days in each open stage of the pipeline (the
+    default one unless `pipeline_id`) over stays ending from `since`; the rule points against the learned score on
+    the closed deals (AUC, win rate per fifth). Naive datetimes are read as UTC."""
+    since, until = _aware(since), _aware(until)
+    pipeline = (pipeline_service.get_pipeline(session, pipeline_id) if pipeline_id is not None
+                else pipeline_service.default_pipeline(session))
+    now = utcnow()
+    return ReportsOut(
+        funnel_by_source=sales_reports.funnel(session, "source", since=since, until=until, owner_id=owner_id),
+        funnel_by_campaign=sales_reports.funnel(session, "campaign", since=since, until=until, owner_id=owner_id),
+        time_in_stage=sales_reports.time_in_stage(session, pipeline.id, since=since, now=now),
+        scores=sales_reports.scores_against_outcomes(session))
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    if at is None:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -24,6 +24,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/pipelines/{id}/board", "sales:read"),
     ("GET", "/api/v1/sales/forecast", "sales:read"),
     ("GET", "/api/v1/sales/scoring", "sales:read"),
+    ("GET", "/api/v1/sales/reports", "sales:read"),
     ("GET", "/api/v1/opportunities", "sales:read"),
     ("POST", "/api/v1/opportunities", "sales:write"),
     ("GET", "/api/v1/opportunities/{id}", "sales:read"),

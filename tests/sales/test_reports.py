@@ -117,3 +117,25 @@ def test_the_scores_are_judged_on_the_deals_that_closed(db):
 def test_with_no_closed_deal_the_scores_report_says_nothing_rather_than_guess(db):
     report = scores_against_outcomes(db)
     assert report == {"deals": 0, "won": 0, "auc_learned": None, "auc_rules": None, "learned": [], "rules": []}
+
+
+def test_the_reports_api_gives_the_funnel_stages_and_scores_and_refuses_bad_filters(client, api_key_for):
+    headers = api_key_for("sales:read", "sales:write")
+    lead = client.post("/api/v1/leads", json={"phone": "0913444555", "source": "referral", "campaign": "hè"},
+                       headers=headers).json()["lead"]
+    deal = client.post(f"/api/v1/leads/{lead['id']}/convert", json={"value": 2_000_000}, headers=headers).json()
+    client.post(f"/api/v1/opportunities/{deal['id']}/lose", json={"reason": "đắt"}, headers=headers)
+    r = client.get("/api/v1/sales/reports", headers=headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    [row] = body["funnel_by_source"]["rows"]
+    assert (row["key"], row["leads"], row["converted"], row["lost"], row["win_rate"]) == ("referral", 1, 1, 1, 0.0)
+    assert body["funnel_by_campaign"]["rows"][0]["key"] == "hè"
+    assert [s["key"] for s in body["time_in_stage"]][:2] == ["new", "qualified"]
+    assert body["time_in_stage"][0]["stays"] == 1
+    assert client.get("/api/v1/sales/reports", params={"since": "2999-01-01T00:00:00"},
+                      headers=headers).json()["funnel_by_source"]["rows"] == []
+    bad = client.get("/api/v1/sales/reports", params={"since": "yesterday"}, headers=headers)
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "since"
+    missing = client.get("/api/v1/sales/reports", params={"pipeline_id": 987654}, headers=headers)
+    assert missing.status_code == 404
