@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import http.client
 import json
 import os
 import random
@@ -35,7 +34,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tracking_bench import _free_port, _reset_postgres  # noqa: E402
+from tracking_bench import _free_port, _reset_postgres, send_batches  # noqa: E402
 
 PG_URL = os.environ.get("CLM_BENCH_LOYALTY_POSTGRES_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/clm_bench_loyalty")
@@ -131,25 +130,10 @@ def earning_rate(backend: str, events: list[dict], program: bool, concurrency: i
         auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
         bodies = [json.dumps({"batch": events[i:i + 100]}).encode() for i in range(0, len(events), 100)]
 
-        def send(chunk: list[bytes]) -> int:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            sent = 0
-            try:
-                for body in chunk:
-                    conn.request("POST", "/v1/batch", body=body,
-                                 headers={"Content-Type": "application/json", "Authorization": auth})
-                    r = conn.getresponse()
-                    answer = r.read()
-                    if r.status != 200:
-                        raise RuntimeError(f"HTTP {r.status}: {answer[:200]!r}")
-                    sent += json.loads(answer)["accepted"]
-            finally:
-                conn.close()
-            return sent
-
         t0 = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
-            accepted = sum(pool.map(send, [bodies[i::concurrency] for i in range(concurrency)]))
+            accepted = sum(pool.map(lambda chunk: send_batches(port, auth, chunk, timeout=120),
+                                    [bodies[i::concurrency] for i in range(concurrency)]))
         elapsed = time.perf_counter() - t0
         assert accepted == len(events), (accepted, len(events))
         drained = None

@@ -105,6 +105,26 @@ def _reset_postgres(url: str) -> None:
     admin.dispose()
 
 
+def send_batches(port: int, auth: str, bodies: list[bytes], timeout: float = 60) -> int:
+    """POST each body to /v1/batch on one keep-alive connection; the events accepted. The standard
+    library's client: the load generator shares the machine's two cores with the server, so it should
+    cost as little as possible."""
+    sent = 0
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        for body in bodies:
+            conn.request("POST", "/v1/batch", body=body,
+                         headers={"Content-Type": "application/json", "Authorization": auth})
+            r = conn.getresponse()
+            answer = r.read()
+            if r.status != 200:
+                raise RuntimeError(f"HTTP {r.status}: {answer[:200]!r}")
+            sent += json.loads(answer)["accepted"]
+    finally:
+        conn.close()
+    return sent
+
+
 def _cpu_ticks(root: int) -> dict[str, int]:
     """CPU time (clock ticks) of `clm serve`, its children by role, and this process (the load)."""
     kids = subprocess.run(["pgrep", "-P", str(root)], capture_output=True, text=True).stdout.split()
@@ -167,29 +187,11 @@ def http_rate(backend: str, events: list[dict], concurrency: int = 8, workers: i
 
         auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
 
-        def send(chunk: list[bytes]) -> int:
-            # The standard library's client on a keep-alive connection: the load generator shares the
-            # machine's two cores with the server, so it should cost as little as possible.
-            sent = 0
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            try:
-                for body in chunk:
-                    conn.request("POST", "/v1/batch", body=body,
-                                 headers={"Content-Type": "application/json", "Authorization": auth})
-                    r = conn.getresponse()
-                    answer = r.read()
-                    if r.status != 200:
-                        raise RuntimeError(f"HTTP {r.status}: {answer[:200]!r}")
-                    sent += json.loads(answer)["accepted"]
-            finally:
-                conn.close()
-            return sent
-
         chunks = [bodies[i::concurrency] for i in range(concurrency)]
         ticks = _cpu_ticks(server.pid)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
-            accepted = sum(pool.map(send, chunks))
+            accepted = sum(pool.map(lambda chunk: send_batches(port, auth, chunk), chunks))
         elapsed = time.perf_counter() - t0
         if cpu is not None:
             cpu.update(_cpu_per_event(ticks, _cpu_ticks(server.pid), len(events)))
