@@ -245,6 +245,11 @@ def run(session_factory: sessionmaker[Session], replay: Replay, settings, seed: 
         if on_hour:
             replay.seconds = time.perf_counter() - started
             on_hour(replay)
+    # Steps due at the end itself (a wait until a time of day that falls on it) run too: the demo ends
+    # with nothing overdue.
+    ran, sent = run_jobs(session_factory, replay.end, replay.end, settings.timezone, seed, registry)
+    replay.steps += ran
+    replay.sent += sent
     replay.seconds = time.perf_counter() - started
     return replay
 
