@@ -15,7 +15,7 @@
    is shared, and a ratio between runs means little without them.
 
 PostgreSQL: CLM_BENCH_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/clm_bench_channels,
-created when missing). python bench/channels_bench.py [--quick] [--part enqueue|drain]
+created when missing). python bench/channels_bench.py [--quick] [--part broadcast|enqueue|drain]
 """
 
 from __future__ import annotations
@@ -106,6 +106,20 @@ def seed(url: str, customers: int) -> sa.Engine:
     return engine
 
 
+def share_priority(backend: int | None) -> int | None:
+    """Give the PostgreSQL backend serving this benchmark this process's priority when that is higher than
+    the backend's (a benchmark run at `nice -n -20` on a shared machine: the backend's work is the
+    benchmark's too). Returns the backend's niceness after, or None when unchanged or not allowed."""
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    if backend is None or mine >= 0:
+        return None
+    try:
+        os.setpriority(os.PRIO_PROCESS, backend, mine)
+    except OSError:
+        return None
+    return mine
+
+
 def _children_cpu() -> float:
     import resource
 
@@ -128,15 +142,80 @@ def enqueue(engine: sa.Engine, url: str, customers: int, template: str = "offer"
         backend = (session.execute(sa.text("SELECT pg_backend_pid()")).scalar()
                    if url.startswith("postgresql") else None)
         backend_cpu = _cpu_of(backend) if backend else 0.0
+        backend_nice = share_priority(backend)
         started = time.perf_counter()
         cpu, children = time.process_time(), _children_cpu()
         counts = enqueue_many(session, customer_ids=list(range(1, customers + 1)), channel=channel,
                               template_key=template, idempotency_prefix=prefix, settings=settings)
         session.commit()
         out = {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu,
-               "render_cpu": _children_cpu() - children, "counts": counts}
+               "render_cpu": _children_cpu() - children, "counts": counts, "backend_nice": backend_nice}
         if backend:
             out["backend_cpu"] = _cpu_of(backend) - backend_cpu
+    return out
+
+
+def seed_segment(engine: sa.Engine, url: str, customers: int) -> int:
+    """A static segment whose members are customers 1..N (written in bulk): its id."""
+    from clm.db.bulk import insert_rows
+    from clm.db.engine import for_writing, make_session_factory
+    from clm.segments.models import Segment, SegmentMember
+
+    now = datetime.now(UTC)
+    with make_session_factory(engine)() as session:
+        for_writing(session)
+        segment = Segment(name="bench", kind="static", description="", depends_on=[], size=customers,
+                          refreshed_at=now, created_at=now, updated_at=now)
+        session.add(segment)
+        session.flush()
+        for first in range(1, customers + 1, 50_000):
+            insert_rows(session, SegmentMember.__table__, ("segment_id", "customer_id", "entered_at"),
+                        [(segment.id, i, now) for i in range(first, min(customers, first + 49_999) + 1)])
+        session.commit()
+        segment_id = segment.id
+    if url.startswith("postgresql"):
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE segment_members")
+    return segment_id
+
+
+def broadcast(engine: sa.Engine, url: str, segment_id: int, render_processes: int | None = None) -> dict:
+    """A broadcast of the email template to the segment, scheduled now, and its `broadcasts.send` job run
+    by the worker's job step (`run_due`): seconds from the job's claim to every recipient's message, history
+    row and send job committed (the job returns when the last chunk is committed), with CPU seconds as
+    `enqueue` gives them."""
+    from clm.channels import broadcasts as b
+    from clm.channels.models import Broadcast
+    from clm.db.engine import for_writing, make_engine, make_session_factory
+    from clm.jobs.registry import build_registry
+    from clm.jobs.runner import run_due
+
+    settings = settings_for(url).model_copy(update={"render_processes": render_processes})
+    postgres = url.startswith("postgresql")
+    worker_engine = make_engine(url, pool_size=1, max_overflow=0) if postgres else make_engine(url)
+    factory = make_session_factory(worker_engine)
+    with factory() as session:
+        for_writing(session)
+        draft = b.create_broadcast(session, name="bench", template_key="offer", segment_id=segment_id,
+                                   settings=settings)
+        b.schedule(session, draft.id)
+        session.commit()
+        broadcast_id = draft.id
+        backend = session.execute(sa.text("SELECT pg_backend_pid()")).scalar() if postgres else None
+    registry = build_registry(settings)
+    backend_cpu = _cpu_of(backend) if backend else 0.0
+    backend_nice = share_priority(backend)
+    started = time.perf_counter()
+    cpu, children = time.process_time(), _children_cpu()
+    ran = run_due(factory, registry, "bench", limit=1)
+    out = {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu,
+           "render_cpu": _children_cpu() - children, "jobs": ran, "backend_nice": backend_nice}
+    if backend:
+        out["backend_cpu"] = _cpu_of(backend) - backend_cpu
+    with factory() as session:
+        done = session.get(Broadcast, broadcast_id)
+        out["recipients"], out["queued"] = done.recipients, done.queued_at is not None
+    worker_engine.dispose()
     return out
 
 
@@ -243,14 +322,30 @@ def _row(database: str, what: str, result: dict) -> dict:
     return row
 
 
-def run(quick: bool = False, parts: tuple[str, ...] = ("enqueue", "drain"),
-        render_processes: tuple[int | None, ...] = (0, None)) -> list[dict]:
+def run(quick: bool = False, parts: tuple[str, ...] = ("broadcast", "enqueue", "drain"),
+        render_processes: tuple[int | None, ...] = (0, None), only: str | None = None) -> list[dict]:
     recipients = 20_000 if quick else 100_000
     drained = 1_000 if quick else 4_000
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
     databases = (("postgresql", PG_URL), ("sqlite", f"sqlite:///{OUT}/channels_bench.db"))
     for database, url in databases:
+        if only and database != only:
+            continue
+        for processes in render_processes if "broadcast" in parts else ():
+            engine = seed(url, recipients)
+            segment_id = seed_segment(engine, url, recipients)
+            result = broadcast(engine, url, segment_id, render_processes=processes)
+            how = "in process" if processes == 0 else f"{processes or 'auto'} render processes"
+            assert result["queued"] and result["recipients"] == recipients, result
+            rows.append({"database": database, "what": f"broadcast job, {recipients:,} members, {how}",
+                         "seconds": round(result["seconds"], 2), "messages": result["recipients"],
+                         "per_second": recipients / result["seconds"], "worker_cpu_s": round(result["cpu"], 2),
+                         "render_cpu_s": round(result["render_cpu"], 2),
+                         "postgres_backend_cpu_s": round(result.get("backend_cpu", 0.0), 2) or None,
+                         "backend_nice": result.get("backend_nice"), "nice": os.getpriority(os.PRIO_PROCESS, 0),
+                         "load_1min": os.getloadavg()[0]})
+            engine.dispose()
         for processes in render_processes if "enqueue" in parts else ():
             engine = seed(url, recipients)
             result = enqueue(engine, url, recipients, render_processes=processes)
@@ -260,6 +355,7 @@ def run(quick: bool = False, parts: tuple[str, ...] = ("enqueue", "drain"),
                          "per_second": recipients / result["seconds"], "worker_cpu_s": round(result["cpu"], 2),
                          "render_cpu_s": round(result["render_cpu"], 2),
                          "postgres_backend_cpu_s": round(result.get("backend_cpu", 0.0), 2) or None,
+                         "backend_nice": result.get("backend_nice"), "nice": os.getpriority(os.PRIO_PROCESS, 0),
                          "load_1min": os.getloadavg()[0]})
             engine.dispose()
         if "drain" in parts:
@@ -296,9 +392,10 @@ def _drain_rows(database: str, url: str, drained: int) -> list[dict]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--part", choices=("enqueue", "drain"), action="append")
+    parser.add_argument("--part", choices=("broadcast", "enqueue", "drain"), action="append")
     parser.add_argument("--render-processes", type=int, action="append",
                         help="CLM_RENDER_PROCESSES for the enqueue part (repeatable; default: 0, then auto)")
+    parser.add_argument("--database", choices=("postgresql", "sqlite"), help="only this database")
     parser.add_argument("--drain", nargs=6, metavar=("URL", "COUNT", "NAME", "SMTP", "ESMS", "MODE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -306,6 +403,6 @@ if __name__ == "__main__":
         url, count, name, smtp_url, esms_url, mode = args.drain
         print(json.dumps(drain(url, int(count), name, smtp_url, esms_url, mode)))
     else:
-        for row in run(quick=args.quick, parts=tuple(args.part or ("enqueue", "drain")),
-                       render_processes=tuple(args.render_processes or (0, None))):
+        for row in run(quick=args.quick, parts=tuple(args.part or ("broadcast", "enqueue", "drain")),
+                       render_processes=tuple(args.render_processes or (0, None)), only=args.database):
             print(row)

@@ -33,6 +33,7 @@ from clm.channels.models import (
     Broadcast,
     Message,
 )
+from clm.channels.rendering import InlineRenderer
 from clm.channels.status import record_status
 from clm.lib import cursor
 from clm.lib.clock import as_utc, utcnow
@@ -312,26 +313,39 @@ def _segment_size(session: Session, segment_id: int) -> int:
 
 def _queue_members(session: Session, broadcast_id: int, segment_id: int, template_key: str, channel: str,
                    purpose: str, context: dict, settings, clock, heartbeat, chunk: int, renderer) -> str:
-    from clm.channels.service import enqueue_many
+    """One transaction per chunk. With render processes on PostgreSQL, the members of the next chunks are
+    read (and their rendering started) while the current one renders, and written in a later transaction:
+    `ahead` chunks wait read but unwritten (see clm.channels.bulk). A cancel or a crash drops them unwritten,
+    like the members not read yet; the job run again reads them again."""
+    from clm.channels.bulk import BulkQueue
     from clm.db.engine import for_writing
     from clm.jobs import queue
 
-    after = 0
+    postgres = session.get_bind().dialect.name == "postgresql"
+    ahead = renderer.workers if postgres and not isinstance(renderer, InlineRenderer) else 0
+    after, members_left, bulk = 0, True, None
     while True:
         for_writing(session)
         # Locked for the chunk (PostgreSQL): a concurrent `cancel` waits, then suppresses this chunk too.
-        current = session.get(Broadcast, broadcast_id, populate_existing=True,
-                              with_for_update=session.get_bind().dialect.name == "postgresql")
+        current = session.get(Broadcast, broadcast_id, populate_existing=True, with_for_update=postgres)
         if current is None or current.status != SENDING_B:
             session.commit()
             return "cancelled"  # cancelled meanwhile: what was queued was suppressed by `cancel`
-        ids = _members_after(session, segment_id, after, chunk)
-        if not ids:
-            break
         try:
-            enqueue_many(session, customer_ids=ids, channel=channel, template_key=template_key,
-                         idempotency_prefix=idempotency_prefix(broadcast_id), purpose=purpose, context=context,
-                         broadcast_id=broadcast_id, settings=settings, now=clock(), renderer=renderer)
+            if bulk is None:
+                bulk = BulkQueue(session, channel=channel, template_key=template_key,
+                                 idempotency_prefix=idempotency_prefix(broadcast_id), purpose=purpose,
+                                 context=context, broadcast_id=broadcast_id, settings=settings, renderer=renderer)
+            if members_left:
+                ids = _members_after(session, segment_id, after, chunk)
+                if ids:
+                    bulk.read(ids, now=clock())
+                    after = ids[-1]
+                members_left = bool(ids)
+            if not members_left and not bulk.pending:
+                break
+            # One chunk written per transaction; while members are read, `ahead` more wait rendered or rendering.
+            bulk.write(keep=max(len(bulk.pending) - 1, ahead if members_left else 0))
         except (FieldError, NotFound) as exc:  # the template was deleted or changed channel meanwhile
             session.rollback()
             for_writing(session)
@@ -341,7 +355,6 @@ def _queue_members(session: Session, broadcast_id: int, segment_id: int, templat
             current.finished_at = current.updated_at = clock()
             session.commit()
             return "cancelled"
-        after = ids[-1]
         if heartbeat is not None:
             heartbeat()  # in this chunk's transaction
         session.commit()

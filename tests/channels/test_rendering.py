@@ -86,7 +86,7 @@ def test_a_render_pool_that_breaks_fails_the_call_and_queues_nothing(db, channel
             future.set_exception(BrokenProcessPool("a process in the pool was terminated abruptly"))
             return future
 
-    monkeypatch.setattr("clm.channels.service.renderer_for", lambda *a, **k: Broken())
+    monkeypatch.setattr("clm.channels.bulk.renderer_for", lambda *a, **k: Broken())
     with pytest.raises(BrokenProcessPool):
         enqueue_many(db, customer_ids=ids, channel="email", template_key="welcome", idempotency_prefix="x",
                      settings=channel_settings, now=MORNING, chunk=3)
@@ -123,3 +123,48 @@ def test_a_broadcast_job_renders_every_chunk_in_one_set_of_processes(db, session
     rows = {m.customer_id: m for m in db.scalars(sa.select(Message).where(Message.broadcast_id == b.id))}
     assert len(rows) == 5 and {m.status for m in rows.values()} == {"queued"}
     assert rows[members[2].id].subject == "Hello An" and rows[members[0].id].subject == "Chào An"
+
+
+def test_a_broadcast_reading_ahead_that_dies_half_way_queues_everyone_once_when_run_again(
+        db, session_factory, channel_settings, make_customer, welcome, monkeypatch):
+    """With render processes, PostgreSQL reads the next chunks while one renders and writes them in later
+    transactions; a job dying with chunks read but unwritten loses them to nobody: the run again queues each
+    member exactly once, and the messages rendered ahead are the same as rendered in order."""
+    from clm.channels import broadcasts
+    from clm.segments.service import change_list, save_segment
+
+    segment = save_segment(db, name="Khách quen", kind="static")
+    members = [make_customer(traits={"locale": "en"} if i % 3 == 0 else {}) for i in range(7)]
+    change_list(db, segment.id, add=[c.id for c in members])
+    b = broadcasts.create_broadcast(db, name="Tết", template_key="welcome", segment_id=segment.id,
+                                    settings=channel_settings)
+    broadcasts.schedule(db, b.id)
+    db.commit()
+    monkeypatch.setattr(rendering, "POOL_THRESHOLD", 3)
+    channel_settings.render_processes = 1
+    beats = []
+
+    class Died(Exception):
+        pass
+
+    def die_on_the_third_commit():
+        beats.append(1)
+        if len(beats) == 3:
+            raise Died()
+
+    with session_factory() as session, pytest.raises(Died):
+        broadcasts.run_send(session, b.id, settings=channel_settings, chunk=2, heartbeat=die_on_the_third_commit)
+    first = list(db.scalars(sa.select(Message.customer_id).where(Message.broadcast_id == b.id)))
+    assert 0 < len(first) < 7  # some chunks committed, the rest (read ahead or not) not
+
+    with session_factory() as session:
+        assert broadcasts.run_send(session, b.id, settings=channel_settings, chunk=2) == "queued"
+    db.expire_all()
+    rows = list(db.scalars(sa.select(Message).where(Message.broadcast_id == b.id)))
+    assert sorted(m.customer_id for m in rows) == sorted(c.id for c in members)
+    assert len({m.id for m in rows}) == 7 and {m.status for m in rows} == {"queued"}
+    for m in rows:
+        assert m.subject == ("Hello An" if m.customer_id in {members[i].id for i in (0, 3, 6)} else "Chào An")
+        assert m.idempotency_key == f"broadcast:{b.id}:{m.customer_id}"
+    jobs = db.scalars(sa.select(Job.args).where(Job.kind == "channels.send")).all()
+    assert sorted(j["message_id"] for j in jobs) == sorted(m.id for m in rows)
