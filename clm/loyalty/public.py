@@ -7,8 +7,6 @@ link it was. The token is in the path, so the page sends no Referer and is never
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
@@ -18,11 +16,9 @@ from clm.db.engine import for_writing
 from clm.lib.errors import FieldError, NotFound
 from clm.loyalty.links import ExpiredLink, customer_of, member_key
 from clm.loyalty.member_view import member_view
-from clm.web import i18n
-from clm.web.pages.base import _env, add_page_headers
+from clm.web.pages.public import link_locale, render_public
 
 router = APIRouter(include_in_schema=False)
-HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 ENTRY_KINDS = ("earn", "release", "redeem", "cancel", "expire", "reverse", "return", "adjust", "repay")
 
 
@@ -34,30 +30,15 @@ def _key(request: Request) -> bytes:
     return key
 
 
-def _locale(request: Request, traits: dict | None = None) -> str:
-    wanted = request.query_params.get("lang") or (traits or {}).get("locale")
-    return wanted if wanted in i18n.LOCALES else "vi"
-
-
-def _page(request: Request, name: str, locale: str, status: int = 200, **context) -> HTMLResponse:
-    started = time.perf_counter()
-    html = _env.get_template(name).render(t=i18n.translator(locale), locale=locale,
-                                          fmt=i18n.Formatter(locale, request.app.state.settings.timezone),
-                                          **context)
-    response = HTMLResponse(html, status_code=status, headers=HEADERS)
-    add_page_headers(response, started)
-    return response
-
-
 @router.get("/m/{token}")
 def member_page(token: str, request: Request) -> HTMLResponse:
     now = request.app.state.dashboard_clock()
     try:
         customer_id = customer_of(_key(request), token, now)
     except ExpiredLink:
-        return _page(request, "loyalty/member_link.html", _locale(request), 410, expired=True)
+        return render_public(request, "loyalty/member_link.html", link_locale(request), 410, expired=True)
     except BadLink:
-        return _page(request, "loyalty/member_link.html", _locale(request), 404, expired=False)
+        return render_public(request, "loyalty/member_link.html", link_locale(request), 404, expired=False)
     session: Session = request.app.state.session_factory()
     try:
         for_writing(session)  # settling and the first visit's referral code write
@@ -65,9 +46,9 @@ def member_page(token: str, request: Request) -> HTMLResponse:
             view = member_view(session, customer_id, now)
         except (NotFound, FieldError):
             session.rollback()
-            return _page(request, "loyalty/member_link.html", _locale(request), 404, expired=False)
+            return render_public(request, "loyalty/member_link.html", link_locale(request), 404, expired=False)
         session.commit()
-        return _page(request, "loyalty/my_points.html", _locale(request, view.customer.traits), view=view, now=now,
-                     kinds=ENTRY_KINDS)
+        return render_public(request, "loyalty/my_points.html", link_locale(request, view.customer.traits),
+                             view=view, now=now, kinds=ENTRY_KINDS)
     finally:
         session.close()

@@ -6,8 +6,6 @@ Posting again through the same link replaces the answer. The token is in the pat
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
@@ -17,11 +15,9 @@ from clm.db.engine import for_writing
 from clm.lib.errors import FieldError, NotFound
 from clm.service import satisfaction
 from clm.service.desk_models import Survey
-from clm.web import i18n
-from clm.web.pages.base import _env, add_page_headers
+from clm.web.pages.public import link_locale, render_public
 
 router = APIRouter(include_in_schema=False)
-HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 
 
 def _key(request: Request) -> bytes:
@@ -32,18 +28,8 @@ def _key(request: Request) -> bytes:
     return key
 
 
-def _locale(request: Request) -> str:
-    wanted = request.query_params.get("lang")
-    return wanted if wanted in i18n.LOCALES else "vi"
-
-
 def _page(request: Request, status: int = 200, **context) -> HTMLResponse:
-    started = time.perf_counter()
-    locale = _locale(request)
-    html = _env.get_template("service/survey.html").render(t=i18n.translator(locale), locale=locale, **context)
-    response = HTMLResponse(html, status_code=status, headers=HEADERS)
-    add_page_headers(response, started)
-    return response
+    return render_public(request, "service/survey.html", link_locale(request), status, **context)
 
 
 def _survey_id(request: Request, token: str) -> int | HTMLResponse:
