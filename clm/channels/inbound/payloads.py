@@ -91,8 +91,9 @@ def speedsms(body: Any) -> Parsed:
 
 
 def zalo(body: dict[str, Any]) -> Parsed:
-    """Zalo OA events: ``user_received_message`` (ZNS delivered), ``user_send_*`` (a reply), ``unfollow``
-    (an opt-out: clm.channels.inbound.optouts)."""
+    """Zalo OA events: ``user_received_message`` (ZNS delivered), ``user_seen_message`` (the user read the
+    messages listed in ``message.msg_ids``; the OA is the sender, the user the recipient), ``user_send_*``
+    (a reply), ``unfollow`` (an opt-out: clm.channels.inbound.optouts)."""
     parsed = Parsed()
     event = str(body.get("event_name") or "")
     message = body.get("message") if isinstance(body.get("message"), dict) else {}
@@ -101,6 +102,10 @@ def zalo(body: dict[str, Any]) -> Parsed:
         parsed.reports.append(Report("zalo", _str(message.get("msg_id")), "delivered",
                                      at=from_millis(message.get("delivery_time")),
                                      sent_key=_str(message.get("tracking_id")), detail={"event": event}))
+    elif event == "user_seen_message" and _seen_ids(message):
+        viewer = (body.get("recipient") or {}).get("id") if isinstance(body.get("recipient"), dict) else None
+        parsed.reads.append(Read("zalo", "zalo", str(viewer or ""), from_millis(body.get("timestamp")),
+                                 provider_ids=_seen_ids(message)))
     elif event.startswith("user_send_") and sender and message.get("msg_id"):
         kind = event[len("user_send_"):]
         text = str(message.get("text") or "") or f"[{kind}]"
@@ -115,6 +120,14 @@ def zalo(body: dict[str, Any]) -> Parsed:
     else:
         parsed.ignored += 1
     return parsed
+
+
+def _seen_ids(message: dict[str, Any]) -> tuple[str, ...]:
+    """The message ids a Zalo ``user_seen_message`` lists (``msg_ids``; a lone ``msg_id`` is taken too)."""
+    ids = message.get("msg_ids")
+    if not isinstance(ids, list):
+        ids = [message.get("msg_id")]
+    return tuple(dict.fromkeys(str(i) for i in ids if isinstance(i, str | int) and str(i)))
 
 
 def messenger(body: dict[str, Any]) -> Parsed:

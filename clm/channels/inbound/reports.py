@@ -60,16 +60,27 @@ def apply_report(session: Session, report: Report) -> bool | None:
 
 @dataclass(frozen=True)
 class Read:
-    """The customer has read everything sent on ``channel`` up to ``at`` (Messenger's read watermark)."""
+    """The customer has read messages on ``channel``: everything sent up to ``at`` (Messenger's read
+    watermark), or exactly the messages whose provider ids are ``provider_ids`` (Zalo's
+    ``user_seen_message``, which lists them)."""
 
     channel: str
     kind: str  # identity kind of `sender`: facebook, zalo
     sender: str
     at: datetime
+    provider_ids: tuple[str, ...] = ()
+
+
+SEEN_EVENT = "Message Seen"  # on the customer's timeline, once per message a provider reports read
 
 
 def apply_read(session: Session, read: Read) -> int:
-    """Messages to that customer sent up to the watermark and not yet opened become `opened`."""
+    """Messages to that customer sent up to the watermark and not yet opened become `opened`; for a read
+    naming its messages, those messages (found by provider id, whoever they were sent to: a ZNS goes to a
+    phone, not to the Zalo user id) become `opened` and each gets a `Message Seen` event on its customer's
+    timeline. Returns how many messages moved."""
+    if read.provider_ids:
+        return _apply_seen(session, read)
     customer_id = session.scalar(sa.select(Identity.customer_id).where(Identity.kind == read.kind,
                                                                        Identity.value == read.sender))
     if customer_id is None:
@@ -80,3 +91,25 @@ def apply_read(session: Session, read: Read) -> int:
                                  Message.status.in_((SENT, DELIVERED))))
     return sum(bool(record_status(session, m, OPENED, reason="read on " + read.channel,
                                   detail={"source": "read receipt"}, at=read.at)) for m in list(messages))
+
+
+def _apply_seen(session: Session, read: Read) -> int:
+    from clm.channels.timeline import record_customer_event
+
+    messages = session.scalars(sa.select(Message).where(
+        Message.channel == read.channel, Message.provider_id.in_(sorted(set(read.provider_ids))))
+        .order_by(Message.id))
+    moved = 0
+    for message in list(messages):
+        properties = {"message_id": message.id, "channel": message.channel, "template": message.template_key,
+                      "provider_message_id": message.provider_id, "viewer_id": read.sender}
+        if message.broadcast_id is not None:
+            properties["broadcast_id"] = message.broadcast_id
+        if message.journey_id is not None:
+            properties["journey_id"] = message.journey_id
+        if not record_customer_event(session, message.customer_id, SEEN_EVENT, properties,
+                                     key=f"clm:message:{message.id}:seen", at=read.at):
+            continue  # a redelivered event: recorded already
+        moved += bool(record_status(session, message, OPENED, reason="read on " + read.channel,
+                                    detail={"source": "seen event", "viewer_id": read.sender}, at=read.at))
+    return moved

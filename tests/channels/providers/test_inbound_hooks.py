@@ -227,6 +227,55 @@ def test_an_unfollow_needs_the_oa_signature_like_every_zalo_event(client, db):
     assert zalo_post(client, zalo_unfollow("ZU-9"), key="app-secret").status_code == 401
 
 
+def zalo_seen(user: str, *msg_ids: str, timestamp: str = "1699003991354") -> dict:
+    """Zalo's user_seen_message: the OA is the sender, the user who read is the recipient."""
+    return {"event_name": "user_seen_message", "app_id": APP_ID, "sender": {"id": "OA1"}, "recipient": {"id": user},
+            "message": {"msg_ids": list(msg_ids)}, "timestamp": timestamp, "user_id_by_app": "979122185046046317"}
+
+
+def test_a_zalo_seen_event_marks_the_messages_it_lists_opened_with_an_event_on_the_timeline(client, db, sent):
+    answer = sent("zalo", "oa-msg-1", identity=("zalo", "ZU-5"), minutes_ago=30)
+    customer = db.get(Customer, answer.customer_id)
+    zns = sent("zalo", "zns-msg-2", customer=customer, status="delivered", minutes_ago=20)
+    clicked = sent("zalo", "oa-msg-3", customer=customer, status="clicked", minutes_ago=15)
+    unlisted = sent("zalo", "oa-msg-4", customer=customer, minutes_ago=10)
+    sms_same_id = sent("sms", "oa-msg-1", minutes_ago=10)  # another channel's id that happens to be the same
+    db.commit()
+
+    response = zalo_post(client, zalo_seen("ZU-5", "oa-msg-1", "zns-msg-2", "oa-msg-3", "not-ours"))
+
+    assert response.status_code == 200 and response.json()["updated"] == 2
+    assert [status_of(db, m) for m in (answer, zns, clicked, unlisted, sms_same_id)] == [
+        "opened", "opened", "clicked", "sent", "sent"]  # a read never moves a message backwards
+    history = db.scalars(sa.select(MessageEvent).where(MessageEvent.message_id == answer.id,
+                                                       MessageEvent.status == "opened")).all()
+    assert [(h.reason, h.detail["source"], h.at) for h in history] == [
+        ("read on zalo", "seen event", datetime(2023, 11, 3, 9, 33, 11, 354000, tzinfo=UTC))]
+    events = db.scalars(sa.select(Event).where(Event.name == "Message Seen").order_by(Event.id)).all()
+    assert [(e.customer_id, e.properties["message_id"], e.properties["channel"]) for e in events] == [
+        (customer.id, answer.id, "zalo"), (customer.id, zns.id, "zalo"), (customer.id, clicked.id, "zalo")]
+    assert events[0].properties["provider_message_id"] == "oa-msg-1" and events[0].properties["viewer_id"] == "ZU-5"
+    assert db.scalar(sa.select(EventDaily.count).where(EventDaily.customer_id == customer.id,
+                                                       EventDaily.name == "Message Seen")) == 3
+
+    again = zalo_post(client, zalo_seen("ZU-5", "oa-msg-1", "zns-msg-2"))  # Zalo delivers webhooks again
+    assert again.status_code == 200 and again.json()["updated"] == 0
+    assert db.scalar(sa.select(sa.func.count()).select_from(Event).where(Event.name == "Message Seen")) == 3
+
+
+def test_a_zalo_seen_event_without_message_ids_is_ignored_and_a_forged_one_changes_nothing(client, db, sent):
+    message = sent("zalo", "oa-msg-9", identity=("zalo", "ZU-6"))
+    db.commit()
+
+    empty = zalo_post(client, zalo_seen("ZU-6"))
+    forged = zalo_post(client, zalo_seen("ZU-6", "oa-msg-9"), key="app-secret")
+
+    assert empty.status_code == 200 and empty.json()["ignored"] == 1 and empty.json()["updated"] == 0
+    assert forged.status_code == 401 and forged.json()["error"]["code"] == "bad_signature"
+    assert status_of(db, message) == "sent"
+    assert db.scalar(sa.select(sa.func.count()).select_from(Event).where(Event.name == "Message Seen")) == 0
+
+
 # --- eSMS and SpeedSMS (secret URL token) ------------------------------------------------------------
 
 def esms_callback(client, token="hook-t0ken", **query):
