@@ -26,14 +26,15 @@ MIN_PASSWORD_LENGTH = 10
 # builder and state buttons; loyalty: the program's reports, member lookup and pages (read); loyalty:manage:
 # its settings, rules, tiers, rewards and manual point adjustments.
 # sales: the pipeline board, leads, forecast (a sales rep's work); sales:manage: lead forms and assignment rules.
-# service: the service desk's workspace (views, tickets, replies, notes), live updates and its reports.
+# service: the service desk's workspace (views, tickets, replies, notes, the customers' attachments), live updates
+# and its reports; service:manage: the desk's settings in the dashboard (the web chat's sites).
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read",
                         "settings:write", "jobs", "channels", "journeys", "loyalty", "loyalty:manage", "sales",
-                        "sales:manage", "service"}),
+                        "sales:manage", "service", "service:manage"}),
     "manager": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "settings:read",
                           "jobs", "channels", "journeys", "sales", "sales:manage", "loyalty", "loyalty:manage",
-                          "service"}),
+                          "service", "service:manage"}),
     "marketer": frozenset({"overview", "customers", "analytics", "segments:read", "segments:write", "channels",
                            "journeys", "loyalty"}),
     "sales": frozenset({"customers", "segments:read", "sales"}),

@@ -120,6 +120,8 @@ class TriggerIn(BaseModel):
     event: Literal[TRIGGER_EVENTS]  # type: ignore[valid-type]
     minutes: int | None = Field(None, ge=1, le=60 * 24 * 365, description="Elapsed triggers: how long to wait.")
     since: Literal[tuple(SINCE)] | None = Field(None, description="Elapsed triggers: counting from.")  # type: ignore[valid-type]
+    business_hours: bool = Field(False, description="Elapsed triggers: count the minutes in business hours (the "
+                                                    "default calendar, as SLA clocks), not on the wall clock.")
     position: int = Field(0, ge=0, le=10_000)
     conditions: dict[str, Any] = Field(default_factory=dict)
     actions: list[dict[str, Any]] = Field(min_length=1, max_length=20)
@@ -193,6 +195,8 @@ def save_trigger(session: Session, data: TriggerIn, trigger_id: int | None = Non
         raise FieldError("minutes" if data.minutes is None else "since", "an elapsed trigger needs minutes and since")
     if data.event != "elapsed" and (data.minutes is not None or data.since is not None):
         raise FieldError("minutes", "only elapsed triggers wait")
+    if data.event != "elapsed" and data.business_hours:
+        raise FieldError("business_hours", "only elapsed triggers wait, so only they count business hours")
     conditions = parse_conditions(session, data.conditions, data.event)
     actions = parse_actions(session, data.actions)
     clash = session.scalar(sa.select(Trigger.id).where(Trigger.name == data.name.strip()))
@@ -205,6 +209,7 @@ def save_trigger(session: Session, data: TriggerIn, trigger_id: int | None = Non
         row = get_trigger(session, trigger_id)
     row.name, row.event, row.minutes, row.since, row.position = (data.name.strip(), data.event, data.minutes,
                                                                  data.since, data.position)
+    row.business_hours = data.business_hours
     row.conditions = conditions.model_dump(exclude_none=True)
     row.actions = [a.model_dump() for a in actions]
     row.active, row.updated_at = data.active, now
@@ -466,14 +471,32 @@ def _anchor(ticket: Ticket, trigger: Trigger) -> datetime | None:
     return getattr(ticket, SINCE[trigger.since]) if trigger.since in SINCE else None
 
 
-def elapsed_job(trigger: Trigger, ticket: Ticket) -> tuple[dict, datetime, str] | None:
-    """The job that fires `trigger` on `ticket` once it has waited: args, due time, unique key."""
+def business_hours(session: Session):
+    """The calendar elapsed triggers count in when told to: the default one (else Monday-Friday 08:00-17:00 in
+    Asia/Ho_Chi_Minh with Vietnam's public holidays), the same as SLA policies without a calendar of their own."""
+    from clm.service.sla import default_calendar, hours_of
+
+    return hours_of(default_calendar(session))
+
+
+def due_after_wait(trigger: Trigger, anchor: datetime, hours=None) -> datetime:
+    """When the trigger's wait from `anchor` is over: `minutes` later on the wall clock, or, for a trigger
+    counting business hours, once that much open time has passed (nights, weekends and holidays left out)."""
+    wait = timedelta(minutes=trigger.minutes or 0)
+    if trigger.business_hours and hours is not None:
+        return hours.add(anchor, wait)
+    return anchor + wait
+
+
+def elapsed_job(trigger: Trigger, ticket: Ticket, hours=None) -> tuple[dict, datetime, str] | None:
+    """The job that fires `trigger` on `ticket` once it has waited: args, due time, unique key. `hours`: the
+    business hours (`business_hours(session)`), needed by triggers that count them."""
     anchor = _anchor(ticket, trigger)
     if anchor is None or trigger.minutes is None:
         return None
     stamp = anchor.isoformat()
     return ({"trigger_id": trigger.id, "ticket_id": ticket.id, "anchor": stamp},
-            anchor + timedelta(minutes=trigger.minutes), f"{ELAPSED_KIND}:{trigger.id}:{ticket.id}:{stamp}")
+            due_after_wait(trigger, anchor, hours), f"{ELAPSED_KIND}:{trigger.id}:{ticket.id}:{stamp}")
 
 
 def schedule_elapsed(session: Session, ticket: Ticket, triggers: list[Trigger], now: datetime) -> int:
@@ -483,8 +506,9 @@ def schedule_elapsed(session: Session, ticket: Ticket, triggers: list[Trigger], 
     if ticket.status == "closed" or ticket.merged_into_id is not None:
         return 0
     made = 0
+    hours = business_hours(session) if any(t.business_hours for t in triggers) else None
     for trigger in triggers:
-        job = elapsed_job(trigger, ticket)
+        job = elapsed_job(trigger, ticket, hours)
         if job is not None:
             enqueue(session, ELAPSED_KIND, job[0], run_at=max(job[1], now), unique_key=job[2], max_attempts=5,
                     now=now)
@@ -498,10 +522,11 @@ def schedule_for_open_tickets(session: Session, trigger: Trigger, now: datetime,
     from clm.service.models import OPEN_STATUSES
 
     jobs = []
+    hours = business_hours(session) if trigger.business_hours else None
     rows = session.scalars(sa.select(Ticket).where(Ticket.status.in_(OPEN_STATUSES), Ticket.merged_into_id.is_(None))
                            .order_by(Ticket.id).limit(limit))
     for ticket in rows:
-        job = elapsed_job(trigger, ticket)
+        job = elapsed_job(trigger, ticket, hours)
         if job is not None:
             jobs.append(job)
     for due in {max(j[1], now) for j in jobs}:  # run_at is one per call: group by due time
@@ -522,6 +547,8 @@ def fire_elapsed(session: Session, trigger_id: int, ticket_id: int, anchor: str,
     if ticket.merged_into_id is not None or ticket.status == "closed":
         return None
     current = _anchor(ticket, trigger)
-    if current is None or current.isoformat() != anchor or now < current + timedelta(minutes=trigger.minutes or 0):
+    if current is None or current.isoformat() != anchor:
+        return None
+    if now < due_after_wait(trigger, current, business_hours(session) if trigger.business_hours else None):
         return None
     return fire(session, trigger, ticket, f"e{anchor}", {}, now, timezone)

@@ -39,6 +39,7 @@ class TriggerOut(_Out):
     position: int
     minutes: int | None
     since: str | None
+    business_hours: bool
     conditions: dict[str, Any]
     actions: list[dict[str, Any]]
     active: bool
@@ -155,9 +156,9 @@ def triggers_list(session: Session = Depends(get_session)) -> TriggerList:
 @router.post("/triggers", response_model=TriggerOut, status_code=201, summary="Add a trigger", dependencies=[manage],
              responses=error_responses(422))
 def triggers_create(body: automation.TriggerIn, session: Session = Depends(get_session)) -> TriggerOut:
-    """`event`: created, updated or elapsed (`minutes` after `since`). `conditions.ticket`: field comparisons;
-    `conditions.customer`: a segment rule tree. Actions: assign, tag, set_priority, set_status, reply
-    (a canned reply), notify, task, note."""
+    """`event`: created, updated or elapsed (`minutes` after `since`, in business hours with `business_hours`).
+    `conditions.ticket`: field comparisons; `conditions.customer`: a segment rule tree. Actions: assign, tag,
+    set_priority, set_status, reply (a canned reply), notify, task, note."""
     with writing(session):
         row = automation.save_trigger(session, body)
     return TriggerOut.model_validate(row)

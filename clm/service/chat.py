@@ -43,6 +43,7 @@ class SiteIn(BaseModel):
                                description="https://shop.vn and the like; empty: any site may embed the widget")
     greeting: dict[str, str] = Field(default_factory=dict)
     language: str | None = Field("vi", min_length=2, max_length=8)
+    active: bool = Field(True, description="A switched-off site's widget and endpoints answer 404.")
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,32 @@ def save_site(session: Session, data: SiteIn, site_id: int | None = None) -> Cha
         site = ChatSite(name=name, public_key=secrets.token_urlsafe(18), inbox_id=inbox.id, created_at=utcnow())
         session.add(site)
     else:
-        site = session.get(ChatSite, site_id)
-        if site is None:
-            raise NotFound("chat site", site_id)
+        site = get_site(session, site_id)
         site.name = name
-    site.origins, site.greeting, site.active = origins, greeting, True
+    site.origins, site.greeting, site.active = origins, greeting, data.active
     session.flush()
     return site
+
+
+def get_site(session: Session, site_id: int) -> ChatSite:
+    site = session.get(ChatSite, site_id)
+    if site is None:
+        raise NotFound("chat site", site_id)
+    return site
+
+
+def set_active(session: Session, site_id: int, active: bool) -> ChatSite:
+    """Switch a site off (its widget and chat endpoints answer 404 at once; its inbox and tickets stay) or on."""
+    site = get_site(session, site_id)
+    site.active = active
+    session.flush()
+    return site
+
+
+def embed_snippet(public_url: str, site: ChatSite, language: str = "vi") -> str:
+    """The script tag the shop puts before </body> on the site's pages."""
+    return (f'<script src="{public_url.rstrip("/")}/static/chat-widget.js" data-key="{site.public_key}" '
+            f'data-lang="{language}" async></script>')
 
 
 def list_sites(session: Session) -> list[ChatSite]:

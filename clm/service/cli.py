@@ -162,7 +162,8 @@ def triggers() -> None:
     if not rows:
         typer.echo("no triggers yet: add one with `clm service trigger FILE.json`")
     for t in rows:
-        wait = f" after {t.minutes} min since {t.since}" if t.event == "elapsed" else ""
+        wait = (f" after {t.minutes} {'business ' if t.business_hours else ''}min since {t.since}"
+                if t.event == "elapsed" else "")
         actions = ", ".join(a["type"] for a in t.actions)
         typer.echo(f"{t.id}\t{t.name}\t{t.event}{wait}\t{'on' if t.active else 'off'}\t{actions}")
 

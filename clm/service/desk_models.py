@@ -67,6 +67,8 @@ class Trigger(Base):
     position: Mapped[int] = mapped_column(sa.Integer, default=0)
     minutes: Mapped[int | None] = mapped_column(sa.Integer)  # elapsed triggers: how long
     since: Mapped[str | None] = mapped_column(sa.String(24))  # elapsed triggers: from which moment
+    # elapsed triggers: count the minutes in the business hours of the default calendar (as SLA clocks do)
+    business_hours: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     conditions: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     actions: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)

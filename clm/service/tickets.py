@@ -35,7 +35,6 @@ from clm.service.models import (
     Conversation,
     Message,
     Note,
-    SlaTimer,
     Team,
     Ticket,
 )
@@ -326,14 +325,14 @@ def list_tickets(session: Session, *, view: str = "all", user_id: int | None = N
     elif view == "team":
         if team_id is None:
             raise FieldError("team_id", "the team view needs a team id")
-    elif view == "sla_at_risk":
-        due = sa.select(SlaTimer.ticket_id).where(SlaTimer.state == "running",
-                                                   SlaTimer.due_at <= (at_risk_before or utcnow()))
-        query = query.where(Ticket.id.in_(due))
     for column, value in ((Ticket.team_id, team_id), (Ticket.customer_id, customer_id), (Ticket.status, status),
                           (Ticket.priority, priority)):
         if value is not None:
             query = query.where(column == value)
+    if view == "sla_at_risk":  # due clocks first, then their tickets: see clm.service.at_risk
+        from clm.service import at_risk
+
+        return at_risk.page(session, query, at_risk_before or utcnow(), after=after, limit=limit, tag=tag)
     if tag is not None:
         rows = [t for t in session.scalars(query.order_by(Ticket.id.desc())) if tag in (t.tags or [])]
         return [t for t in rows if after is None or t.id < after][:limit]

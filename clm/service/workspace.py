@@ -121,6 +121,16 @@ def view_page(session: Session, view: str, user: User, filters: Filters, now: da
         if filters.after is not None:
             start = next((i + 1 for i, t in enumerate(tickets) if t.id == filters.after), len(tickets))
         page = tickets[start:start + limit + 1]
+    elif view == "sla_at_risk":  # due clocks first, then their tickets (clm.service.at_risk)
+        from clm.service import at_risk
+
+        base = sa.select(Ticket).where(Ticket.merged_into_id.is_(None), Ticket.status.in_(OPEN_STATUSES))
+        for column, value in ((Ticket.status, filters.status), (Ticket.priority, filters.priority),
+                              (Ticket.channel, filters.channel)):
+            if value is not None:
+                base = base.where(column == value)
+        page = at_risk.page(session, base, now + AT_RISK_AHEAD, after=filters.after, limit=limit + 1,
+                            tag=filters.tag)
     else:
         if filters.after is not None:
             query = query.where(Ticket.id < filters.after)
@@ -174,6 +184,7 @@ class Entry:
     body: str | None = None
     author_id: int | None = None
     change: Any = None
+    attachments: tuple[dict[str, Any], ...] = ()  # a message's files: id (to download), filename, size
 
 
 def thread(session: Session, ticket_id: int, after: datetime | None = None) -> list[Entry]:
@@ -185,7 +196,8 @@ def thread(session: Session, ticket_id: int, after: datetime | None = None) -> l
     if after is not None:
         messages, notes = messages.where(Message.created_at > after), notes.where(Note.created_at > after)
     for m in session.scalars(messages.order_by(Message.created_at, Message.id)):
-        entries.append(Entry(m.direction, m.created_at, m.id, m.body, m.author_id))
+        files = tuple(a for a in (m.attachments or []) if isinstance(a, dict) and a.get("id"))
+        entries.append(Entry(m.direction, m.created_at, m.id, m.body, m.author_id, attachments=files))
     for n in session.scalars(notes.order_by(Note.created_at, Note.id)):
         entries.append(Entry("note", n.created_at, n.id, n.body, n.author_id))
     for c in audit.history(session, ticket_id):

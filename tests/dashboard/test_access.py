@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
 from clm.access.keys import create_api_key, create_write_key
@@ -118,6 +119,13 @@ ROUTES = [
     ("POST", "/service/tickets/{id}/note", "service"),
     ("GET", "/service/live", "service"),
     ("GET", "/service/reports", "service"),
+    ("GET", "/service/attachments/{id}", "service"),
+    ("GET", "/service/chat-sites", "service:manage"),
+    ("POST", "/service/chat-sites/new", "service:manage"),
+    ("GET", "/service/chat-sites/{id}", "service:manage"),
+    ("POST", "/service/chat-sites/{id}", "service:manage"),
+    ("POST", "/service/chat-sites/{id}/disable", "service:manage"),
+    ("POST", "/service/chat-sites/{id}/enable", "service:manage"),
     ("GET", "/settings", "settings:read"),
     ("POST", "/settings/api-keys", "settings:write"),
     ("POST", "/settings/api-keys/{id}/revoke", "settings:write"),
@@ -178,6 +186,9 @@ BODIES = {
     "/service/tickets/{id}": {"priority": "high", "tags": "giao hàng"},
     "/service/tickets/{id}/reply": {"body": "Dạ shop kiểm tra ngay ạ"},
     "/service/tickets/{id}/note": {"body": "khách quen"},
+    "/service/chat-sites/new": {"name": "Cửa hàng mới", "origins": "https://moi.shop.vn", "language": "vi"},
+    "/service/chat-sites/{id}": {"name": "Website", "origins": "https://shop.vn\nhttps://www.shop.vn",
+                                 "greeting_vi": "Chào bạn!"},
 }
 
 
@@ -221,14 +232,24 @@ def target(db, shop, app):
 
 
 def service_target(db, app, customer) -> dict:
-    """A ticket for the /service pages; the live stream answers once and ends (it would last a minute)."""
+    """A ticket for the /service pages; the live stream answers once and ends (it would last a minute); a
+    customer's mail with an attachment; a web chat site."""
+    from clm.config import Settings
+    from clm.service.chat import SiteIn, save_site
+    from clm.service.mail.inbound import accept
+    from clm.service.mail.models import Attachment
     from clm.service.tickets import TicketIn, open_ticket
     from clm.web.sse import Timing
+    from tests.service.mail.conftest import sample
 
     app.state.sse_timing = Timing(interval=0, duration=0)
     ticket = open_ticket(db, TicketIn(customer_id=customer.id, subject="Giao hàng chậm", route=False))
+    accept(db, sample("gmail_utf8_attachment.eml"), source="test", settings=Settings(database_url="sqlite://",
+                                                                                     _env_file=None))
+    site = save_site(db, SiteIn(name="Website", origins=["https://shop.vn"]))
     db.commit()
-    return {"/service/tickets/": ticket.id}
+    return {"/service/tickets/": ticket.id, "/attachments/": db.scalar(sa.select(sa.func.max(Attachment.id))),
+            "/chat-sites/": site.id}
 
 
 def loyalty_target(db, customer) -> dict:

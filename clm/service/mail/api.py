@@ -112,3 +112,16 @@ def release_mail(quarantine_id: Id, request: Request, session: Session = Depends
         session.rollback()
         raise
     return _out(outcome)
+
+
+@router.get("/attachments/{attachment_id}", summary="Download a file a customer sent", dependencies=[read],
+            response_class=Response, responses={200: {"content": {"application/octet-stream": {}}},
+                                                **error_responses(404, 422)})
+def download_attachment(attachment_id: Id, session: Session = Depends(get_session)) -> Response:
+    """The file as a download (`Content-Disposition: attachment`); its declared type only when a browser cannot
+    run it (pictures, PDF, text, office documents), else `application/octet-stream`. Ids are in a message's
+    `attachments`."""
+    from clm.service.attachments import download
+
+    file = download(session, attachment_id)
+    return Response(file.data, media_type=file.media_type, headers=file.headers)

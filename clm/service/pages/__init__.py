@@ -11,6 +11,6 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from clm.service.pages import inbox, live, reports, ticket
+    from clm.service.pages import attachments, chat_sites, inbox, live, reports, ticket
 
-    return [inbox.router, ticket.router, live.router, reports.router]
+    return [inbox.router, ticket.router, attachments.router, chat_sites.router, live.router, reports.router]
