@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -274,7 +275,7 @@ def tiers_save(request: Request, data: dict = Depends(form_data), user=Depends(m
     return _done("tiers")
 
 
-def _rule_in(request: Request, db: Session, data: dict) -> rules.RuleIn:
+def _rule_in(request: Request, data: dict) -> rules.RuleIn:
     zone = request.app.state.settings.timezone
     try:
         config = json.loads(str(data.get("config", "")) or "{}")
@@ -291,32 +292,22 @@ def _rule_in(request: Request, db: Session, data: dict) -> rules.RuleIn:
         raise _first_error(exc) from None
 
 
+def _save_rule(db: Session, body: rules.RuleIn, rule_id: int | None):
+    return rules.create_rule(db, body) if rule_id is None else rules.update_rule(db, rule_id, body)
+
+
 @router.post("/loyalty/rules")
 def rule_create(request: Request, data: dict = Depends(form_data), user=Depends(manager),
                 db: Session = Depends(get_session)) -> Response:
-    return _rule_save(request, db, user, data, None)
+    return _save_item(request, db, user, data, "rule", None, _rule_in, _save_rule,
+                      {k: str(v) for k, v in data.items()})
 
 
 @router.post("/loyalty/rules/{rule_id}")
 def rule_update(rule_id: int, request: Request, data: dict = Depends(form_data), user=Depends(manager),
                 db: Session = Depends(get_session)) -> Response:
-    return _rule_save(request, db, user, data, rule_id)
-
-
-def _rule_save(request: Request, db: Session, user, data: dict, rule_id: int | None) -> Response:
-    try:
-        body = _rule_in(request, db, data)
-        for_writing(db)
-        row = rules.create_rule(db, body) if rule_id is None else rules.update_rule(db, rule_id, body)
-        staff.record(db, user, "rule", target=f"rule:{row.id}", details=body.model_dump(mode="json"),
-                     now=_now(request))
-        db.commit()
-    except NotFound:
-        db.rollback()
-        return not_found_page(request)
-    except FieldError as exc:
-        return _refused(request, db, exc, f"rule-{rule_id or 'new'}", {k: str(v) for k, v in data.items()})
-    return _done("rules")
+    return _save_item(request, db, user, data, "rule", rule_id, _rule_in, _save_rule,
+                      {k: str(v) for k, v in data.items()})
 
 
 def _reward_in(request: Request, data: dict) -> rewards.RewardIn:
@@ -337,31 +328,40 @@ def _reward_in(request: Request, data: dict) -> rewards.RewardIn:
         raise _first_error(exc) from None
 
 
+def _save_reward(db: Session, body: rewards.RewardIn, reward_id: int | None):
+    if reward_id is not None:
+        rewards.get_reward(db, reward_id)
+    return rewards.save_reward(db, body, reward_id)
+
+
 @router.post("/loyalty/rewards")
 def reward_create(request: Request, data: dict = Depends(form_data), user=Depends(manager),
                   db: Session = Depends(get_session)) -> Response:
-    return _reward_save(request, db, user, data, None)
+    return _save_item(request, db, user, data, "reward", None, _reward_in, _save_reward, dict(data))
 
 
 @router.post("/loyalty/rewards/{reward_id}")
 def reward_update(reward_id: int, request: Request, data: dict = Depends(form_data), user=Depends(manager),
                   db: Session = Depends(get_session)) -> Response:
-    return _reward_save(request, db, user, data, reward_id)
+    return _save_item(request, db, user, data, "reward", reward_id, _reward_in, _save_reward, dict(data))
 
 
-def _reward_save(request: Request, db: Session, user, data: dict, reward_id: int | None) -> Response:
+def _save_item(request: Request, db: Session, user, data: dict, kind: str, item_id: int | None,
+               parse: Callable[[Request, dict], Any], save: Callable[[Session, Any, int | None], Any],
+               values: dict) -> Response:
+    """An earning rule's or a reward's form (`kind`): parsed, saved (a new one when `item_id` is None) and
+    audited; back to its section of the program page, or that page again with the problem next to the
+    form and the values as typed (422), nothing applied."""
     try:
-        body = _reward_in(request, data)
+        body = parse(request, data)
         for_writing(db)
-        if reward_id is not None:
-            rewards.get_reward(db, reward_id)
-        row = rewards.save_reward(db, body, reward_id)
-        staff.record(db, user, "reward", target=f"reward:{row.id}", details=body.model_dump(mode="json"),
+        row = save(db, body, item_id)
+        staff.record(db, user, kind, target=f"{kind}:{row.id}", details=body.model_dump(mode="json"),
                      now=_now(request))
         db.commit()
     except NotFound:
         db.rollback()
         return not_found_page(request)
     except FieldError as exc:
-        return _refused(request, db, exc, f"reward-{reward_id or 'new'}", {k: v for k, v in data.items()})
-    return _done("rewards")
+        return _refused(request, db, exc, f"{kind}-{item_id or 'new'}", values)
+    return _done(f"{kind}s")

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from clm.loyalty import ledger, links
-from clm.loyalty.models import Audit, Entry, Tier
+from clm.loyalty.models import Audit, Entry, Reward, Rule, Tier
 from clm.loyalty.program import require_program
 from clm.loyalty.rewards import RewardIn, save_reward
 from clm.loyalty.tiers import DEFAULT_TIERS, TierIn, save_tiers
@@ -143,6 +143,43 @@ def test_a_rule_whose_config_cannot_be_parsed_is_refused_with_its_path(db, as_ro
     assert r.status_code == 303
     page = client.get("/loyalty/program").text
     assert "Cuối tuần x2" in page and 'value="2025-04-05"' in page
+
+
+def test_rules_and_rewards_are_added_and_changed_from_their_forms_audited_and_an_unknown_one_is_404(
+        db, as_role, world):  # noqa: F811
+    client = as_role("admin")
+    spend = {"name": "Mỗi 10.000 ₫", "kind": "spend", "active": "1",
+             "config": '{"points": 1, "per_amount": 10000}'}
+    r = post(client, "/loyalty/rules", spend)
+    assert r.status_code == 303 and r.headers["location"] == "/loyalty/program?saved=rules#rules"
+    rule_id = db.scalar(sa.select(Rule.id).where(Rule.name == "Mỗi 10.000 ₫"))
+    r = post(client, f"/loyalty/rules/{rule_id}", {"name": "Mỗi 20.000 ₫", "kind": "spend",
+                                                   "config": '{"points": 1, "per_amount": 20000}'})
+    assert r.status_code == 303
+    db.expire_all()
+    rule = db.get(Rule, rule_id)
+    assert (rule.name, rule.active, rule.config["per_amount"]) == ("Mỗi 20.000 ₫", False, 20000)
+    r = post(client, f"/loyalty/rules/{rule_id}", {"name": "Đổi tên", "kind": "spend", "config": "[1]"})
+    assert r.status_code == 422 and "config: must be a JSON object" in r.text and 'value="Đổi tên"' in r.text
+    assert f'id="rule-{rule_id}"' in r.text
+    assert post(client, "/loyalty/rules/999999", spend).status_code == 404
+
+    r = post(client, "/loyalty/rewards", {"name": "Ly sứ", "kind": "gift", "points": "1.500",
+                                          "tiers": ["silver", "gold"], "active": "1"})
+    assert r.status_code == 303 and r.headers["location"] == "/loyalty/program?saved=rewards#rewards"
+    reward_id = db.scalar(sa.select(Reward.id).where(Reward.name == "Ly sứ"))
+    r = post(client, f"/loyalty/rewards/{reward_id}", {"name": "Ly sứ lớn", "kind": "gift", "points": "2000"})
+    assert r.status_code == 303
+    db.expire_all()
+    reward = db.get(Reward, reward_id)
+    assert (reward.name, reward.points, reward.tiers, reward.active) == ("Ly sứ lớn", 2000, [], False)
+    r = post(client, f"/loyalty/rewards/{reward_id}", {"name": "Ly sứ lớn", "kind": "gift", "points": "nhiều"})
+    assert r.status_code == 422 and "points: must be a whole number" in r.text and 'value="nhiều"' in r.text
+    assert post(client, "/loyalty/rewards/999999", {"name": "Ly", "kind": "gift", "points": "10"}).status_code == 404
+    db.expire_all()
+    assert db.get(Reward, reward_id).points == 2000
+    done = [(a.action, a.target) for a in db.scalars(sa.select(Audit).order_by(Audit.id))]
+    assert done == [("rule", f"rule:{rule_id}")] * 2 + [("reward", f"reward:{reward_id}")] * 2
 
 
 def test_program_settings_refuse_a_bad_value_by_name(db, as_role, world):  # noqa: F811
