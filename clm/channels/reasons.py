@@ -98,6 +98,8 @@ EXACT: dict[str, str] = {
     "unsubscribe link": "liên kết hủy đăng ký",
     "one-click unsubscribe": "hủy đăng ký một chạm",
     "preference page": "trang tùy chọn nhận tin",
+    # the demo's played-back history (clm.demo.journeys)
+    "demo: the carrier did not deliver": "demo: nhà mạng không chuyển được tin",
 }
 
 # Patterns: the English with {placeholders}, and the Vietnamese. Most specific first.
@@ -105,6 +107,8 @@ PATTERNS: list[tuple[str, str]] = [
     # guardrails
     ("no consent recorded for {channel} marketing", "chưa ghi nhận sự đồng ý nhận tin tiếp thị qua {channel}"),
     ("consent for {channel} marketing was withdrawn", "khách hàng đã rút lại sự đồng ý nhận tin tiếp thị qua {channel}"),
+    ("the customer refused {channel} transactional messages", "khách hàng từ chối tin giao dịch qua {channel}"),
+    ("the customer refused {channel} marketing messages", "khách hàng từ chối tin tiếp thị qua {channel}"),
     ("the customer refused {channel} {purpose} messages", "khách hàng từ chối tin {purpose} qua {channel}"),
     ("the address is on the suppression list ({why})", "địa chỉ nằm trong danh sách chặn gửi ({why})"),
     ("the customer has no email address for {channel}", "khách hàng chưa có địa chỉ email cho kênh {channel}"),

@@ -129,11 +129,13 @@ def test_why_a_message_was_not_sent_reads_in_vietnamese_for_a_vietnamese_reader(
     db.commit()
     marketer.cookies.set("clm_lang", "vi")
     listed, one = marketer.get("/channels/messages").text, marketer.get(f"/channels/messages/{message.id}").text
-    for page in (listed, one):
+    profile = marketer.get(f"/customers/{customer.id}").text  # the customer 360's messages
+    for page in (listed, one, profile):
         assert "chưa ghi nhận sự đồng ý nhận tin tiếp thị qua email" in page
         assert "no consent recorded" not in page
     marketer.cookies.set("clm_lang", "en")
     assert "no consent recorded for email marketing" in marketer.get(f"/channels/messages/{message.id}").text
+    assert "no consent recorded for email marketing" in marketer.get(f"/customers/{customer.id}").text
 
 
 def test_the_broadcast_list_pages_beyond_its_first_page(marketer, db, monkeypatch):

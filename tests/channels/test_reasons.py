@@ -91,3 +91,19 @@ def test_english_readers_see_the_reason_as_stored():
 def test_text_clm_did_not_write_is_shown_unchanged(words):
     text = f"zz-{words}"  # starts like no reason clm writes, and has none of the separators of composed ones
     assert in_language(text, "vi") == text
+
+
+@pytest.mark.parametrize(("purpose", "words"), [("transactional", "giao dịch"), ("marketing", "tiếp thị")])
+def test_a_refusal_names_the_purpose_in_vietnamese_words(purpose, words):
+    english = guardrails._consent_reason("sms", purpose, False) if purpose == "transactional" else (
+        f"the customer refused sms {purpose} messages")
+    assert vietnamese(english) == f"khách hàng từ chối tin {words} qua sms"
+    assert in_language(english, "en") == english
+
+
+def test_every_fixed_reason_clm_writes_outside_the_adapters_reads_in_vietnamese():
+    from clm.channels import broadcasts
+
+    for english in ("demo: the carrier did not deliver", broadcasts.CANCELLED_REASON, "cancelled",
+                    "the segment was deleted before the broadcast was sent", "read on zalo"):
+        assert vietnamese(english) not in (None, english), english

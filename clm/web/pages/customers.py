@@ -137,7 +137,7 @@ def customer_360(request: Request, customer_id: int, user=Depends(require("custo
         stats=_stats(db, customer_id, fmt, settings.default_currency),
         entries=_entries(db, raw, fmt, t), next_cursor=next_cursor, messages=_messages(db, customer_id),
         journey_runs=_journey_runs(db, customer_id), tickets=_open_tickets(db, customer_id),
-        sales=_sales_of(db, customer_id),
+        sales=_sales_of(db, customer_id), reason_text=_reason_text(locale),
     )
 
 
@@ -157,6 +157,13 @@ def _journey_runs(db: Session, customer_id: int) -> list:
     from clm.journeys.report import customer_runs
 
     return customer_runs(db, customer_id)
+
+
+def _reason_text(locale: str):
+    """Why a message was not sent, in the reader's language (reasons are stored in English)."""
+    from clm.channels.reasons import in_language
+
+    return lambda text: in_language(text, locale)
 
 
 def _messages(db: Session, customer_id: int) -> list:
