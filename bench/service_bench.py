@@ -21,14 +21,13 @@ import argparse
 import os
 import random
 import statistics
+import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,7 +265,100 @@ def _backends_cpu(engine) -> float:
 # --- 3. burst --------------------------------------------------------------------------------------------------
 
 
-def burst(quick: bool, rate: int = 1000, seconds: int = 60, customers: int = 20_000, clients: int = 32) -> list[dict]:
+def _tree_cpu(root: int) -> float:
+    """CPU seconds of a process and all its descendants (the `clm serve` master and its server processes)."""
+    from queue_drain import cpu_of
+
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += cpu_of(pid)
+        todo += children.get(pid, [])
+    return total
+
+
+async def _post_at_rate(port: int, key: str, bodies: list[bytes], rate: int, connections: int,
+                        acks: dict[int, float], statuses: dict[int, int], latencies: list[float]) -> None:
+    """Open-loop load: request i is due at start + i/rate, sent on one of `connections` keep-alive HTTP/1.1
+    connections (a small hand-written client, so the load generator's own CPU stays small next to the
+    server's). `acks[i]`: when the 2xx answer to request i arrived."""
+    import asyncio
+
+    start = time.perf_counter()
+    counter = iter(range(len(bodies)))
+    head = (f"POST /api/v1/service/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+            "Content-Type: application/json\r\nContent-Length: ").encode()
+
+    async def connection() -> None:
+        reader = writer = None
+        for i in counter:
+            wait = start + i / rate - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            t0 = time.perf_counter()
+            for _attempt in range(5):  # a provider resends when the connection drops
+                try:
+                    if writer is None:
+                        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.write(head + str(len(bodies[i])).encode() + b"\r\n\r\n" + bodies[i])
+                    status_line = await reader.readuntil(b"\r\n")
+                    length = 0
+                    while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":")[1])
+                    await reader.readexactly(length)
+                    status = int(status_line.split()[1])
+                    break
+                except (OSError, asyncio.IncompleteReadError):
+                    writer, status = None, -1
+            now = time.perf_counter()
+            statuses[status] = statuses.get(status, 0) + 1
+            latencies.append((now - t0) * 1000)
+            if 200 <= status < 300:
+                acks[i] = now
+        if writer is not None:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+
+
+def _watch_views(url: str, stop: threading.Event, seen: dict[str, float], every: float = 0.1) -> None:
+    """Poll what the open agent views show (open tickets: the unassigned queue and each agent's mine) for
+    new customer messages; `seen[external_id]`: when a message was first there."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.NullPool) if url.startswith("sqlite") else sa.create_engine(url)
+    query = sa.text("SELECT m.id, m.external_id FROM service_messages m JOIN service_tickets t ON t.id = m.ticket_id "
+                    "WHERE m.id > :floor AND m.direction = 'in' AND t.merged_into_id IS NULL "
+                    "AND t.status IN ('new', 'open', 'pending_customer', 'on_hold')")
+    top = 0
+    with engine.connect() as c:
+        while not stop.is_set():
+            rows = c.execute(query, {"floor": max(top - 20_000, 0)}).all()  # ids commit out of order: look back
+            c.rollback()
+            now = time.perf_counter()
+            for mid, ext in rows:
+                top = max(top, mid)
+                if ext not in seen:
+                    seen[ext] = now
+            stop.wait(every)
+    engine.dispose()
+
+
+def burst(quick: bool, rate: int = 1000, seconds: int = 60, customers: int = 20_000, connections: int = 64,
+          backend: str = "postgres", servers: int = 2) -> list[dict]:
+    """The inbound burst: `rate` messages/s for `seconds` through POST /api/v1/service/messages on
+    `clm serve --workers servers` with `clm worker` beside it; 5% of the messages resent."""
+    import asyncio
+
     import sqlalchemy as sa
 
     from clm.access.keys import create_api_key
@@ -274,83 +366,127 @@ def burst(quick: bool, rate: int = 1000, seconds: int = 60, customers: int = 20_
 
     if quick:
         rate, seconds, customers = 200, 10, min(customers, 2000)
-    engine, factory = _fresh_db()
+    if backend == "postgres":
+        url = PG_URL
+        engine, factory = _fresh_db()
+    else:
+        from clm.db.engine import make_engine, make_session_factory
+        from clm.db.migrate import upgrade
+
+        path = Path(os.environ.get("TMPDIR", "/tmp")) / "b1_service_burst.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        url = f"sqlite:///{path}"
+        engine = make_engine(url)
+        upgrade(engine)
+        factory = make_session_factory(engine)
     with factory() as s:
-        _staff(s, 50, capacity=100_000)
-        _customers(s, customers)
+        from clm.access.models import User
+        from clm.customers.models import Customer
+        from clm.service.agents import AgentIn, save_agent
+
+        if backend == "postgres":
+            _staff(s, 50, capacity=100_000)
+            _customers(s, customers)
+        else:
+            for i in range(1, 51):
+                s.add(User(id=i, email=f"agent{i}@desk.vn", name=f"Agent {i}", password_hash="x", role="agent",
+                           active=True, created_at=NOW))
+            s.flush()
+            for i in range(1, 51):
+                save_agent(s, i, AgentIn(availability="online", capacity=1000))
+            s.execute(sa.text("UPDATE service_agents SET capacity = 100000"))  # as the PostgreSQL setup
+            s.execute(sa.insert(Customer), [{"id": i, "traits": {}, "search_text": "", "created_at": NOW,
+                                             "updated_at": NOW} for i in range(1, customers + 1)])
         inbox = save_inbox(s, InboxIn(name="Zalo OA", channel="zalo", language="vi"))
         _, key = create_api_key(s, "bench", ["service:write"])
         s.commit()
         inbox_id = inbox.id
-    port = _free_port()
-    server = _server(PG_URL, port, workers=4, with_worker=False)
-    base = f"http://127.0.0.1:{port}"
     rng = random.Random(14)
     total = rate * seconds
-    plan = []
+    plan: list[bytes] = []
+    ids: list[str] = []
     for i in range(total):
-        plan.append({"inbox_id": inbox_id, "customer_id": rng.randint(1, customers), "body": f"Tin nhắn {i}",
-                     "external_id": f"zalo-msg-{i}", "thread_key": None})
+        body = orjson.dumps({"inbox_id": inbox_id, "customer_id": rng.randint(1, customers), "body": f"Tin nhắn {i}",
+                             "external_id": f"zalo-msg-{i}"})
+        plan.append(body)
+        ids.append(f"zalo-msg-{i}")
         if rng.random() < 0.05:
-            plan.append(dict(plan[-1]))  # the provider delivers it again
-    latencies: list[float] = []
+            plan.append(body)  # the provider delivers it again
+            ids.append(f"zalo-msg-{i}")
+    port = _free_port()
+    server = _server(url, port, workers=servers, with_worker=False)
+    env = {**os.environ, "CLM_DATABASE_URL": url, "CLM_LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT),
+           "CLM_WORKER_POLL_SECONDS": "0.05"}
+    worker = subprocess.Popen([sys.executable, "-m", "clm.cli", "worker"], env=env)
+    acks: dict[int, float] = {}
     statuses: dict[int, int] = {}
-    lock = threading.Lock()
-    local = threading.local()
-    start = time.perf_counter()
-    interval = 1.0 / rate
-
-    def send(i: int) -> None:
-        due = start + i * interval
-        wait = due - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
-        client = getattr(local, "client", None)
-        if client is None:
-            client = local.client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"},
-                                                 timeout=60)
-        t0 = time.perf_counter()
-        status = 0
-        for _attempt in range(3):  # like a provider, resend when the connection drops
-            try:
-                status = client.post("/api/v1/service/messages", content=orjson.dumps(plan[i]),
-                                     headers={"Content-Type": "application/json"}).status_code
-                break
-            except httpx.TransportError:
-                status = -1
-        with lock:
-            latencies.append((time.perf_counter() - t0) * 1000)
-            statuses[status] = statuses.get(status, 0) + 1
-
+    latencies: list[float] = []
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_views, args=(url, stop, seen), daemon=True)
+    time.sleep(2)  # the worker has started
+    load_before = os.getloadavg()
+    cpu = {"server": _tree_cpu(server.pid), "worker": _tree_cpu(worker.pid), "bench": time.process_time(),
+           "postgres": _backends_cpu(engine) if backend == "postgres" else 0.0}
     try:
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(send, range(len(plan))))
-        elapsed = time.perf_counter() - start
+        watcher.start()
+        start = time.perf_counter()
+        asyncio.run(_post_at_rate(port, key, plan, int(rate * len(plan) / total), connections, acks, statuses,
+                                  latencies))
+        sent_s = time.perf_counter() - start
+        cpu_sent = {"server": _tree_cpu(server.pid) - cpu["server"], "worker": _tree_cpu(worker.pid) - cpu["worker"]}
+        deadline = time.perf_counter() + max(120, seconds * 5)
+        unique = set(ids)
+        while len(seen) < len(unique) and time.perf_counter() < deadline:
+            time.sleep(0.2)
+        filed_s = time.perf_counter() - start
+        load_after = os.getloadavg()
+        cpu = {"server": _tree_cpu(server.pid) - cpu["server"], "worker": _tree_cpu(worker.pid) - cpu["worker"],
+               "bench": time.process_time() - cpu["bench"],
+               "postgres": (_backends_cpu(engine) - cpu["postgres"]) if backend == "postgres" else 0.0}
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop.set()
+        for proc in (server, worker):
+            proc.terminate()
+            proc.wait(timeout=60)
+    first_ack: dict[str, float] = {}
+    for i, at in acks.items():
+        first_ack[ids[i]] = min(at, first_ack.get(ids[i], at))
+    visible = [(seen[e] - at) * 1000 for e, at in first_ack.items() if e in seen]
     with factory() as s:
-        stored = s.scalar(sa.text("SELECT count(*) FROM service_messages WHERE direction = 'in'"))
-        distinct = s.scalar(sa.text("SELECT count(DISTINCT external_id) FROM service_messages"))
+        stored = s.scalar(sa.text("SELECT count(*) FROM service_inbound"))
+        messages = s.scalar(sa.text("SELECT count(*) FROM service_messages WHERE direction = 'in'"))
+        distinct = s.scalar(sa.text("SELECT count(DISTINCT external_id) FROM service_messages WHERE direction = 'in'"))
         opened = s.scalar(sa.text("SELECT count(*) FROM service_tickets"))
+        failed = s.scalar(sa.text("SELECT count(*) FROM service_inbound WHERE error IS NOT NULL"))
     engine.dispose()
-    return [{"bench": "inbound burst (POST /service/messages)", "backend": "postgres", "customers": customers,
-             "tickets opened": opened, "target per s": rate,
-             "sent": len(plan), "unique": total, "achieved per s": round(len(plan) / elapsed),
-             "p50 ms": round(statistics.median(latencies), 1), "p99 ms": round(_pct(latencies, 99), 1),
-             "stored": stored, "stored twice": stored - distinct,
-             "answers": ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))}]
+    return [{"bench": "inbound burst (POST /service/messages, stored then filed by the worker)", "backend": backend,
+             "server processes": servers, "customers": customers, "offered per s": rate, "seconds": seconds,
+             "sent": len(plan), "unique": len(set(ids)), "acknowledged per s": round(len(acks) / sent_s),
+             "ack p50 ms": round(statistics.median(latencies), 1), "ack p99 ms": round(_pct(latencies, 99), 1),
+             "answers": ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())),
+             "stored": stored, "filed messages": messages, "filed twice": messages - distinct, "failed": failed,
+             "tickets opened": opened, "all filed after s": round(filed_s, 1),
+             "ack to visible p50 ms": round(statistics.median(visible), 1) if visible else None,
+             "ack to visible p99 ms": round(_pct(visible, 99), 1) if visible else None,
+             "not visible": len(first_ack) - len(visible),
+             "cpu s while sending (server, worker)": (round(cpu_sent["server"], 1), round(cpu_sent["worker"], 1)),
+             "cpu s total (server, worker, postgres, bench)": tuple(round(cpu[k], 1) for k in
+                                                                  ("server", "worker", "postgres", "bench")),
+             "load before/after": (round(load_before[0], 1), round(load_after[0], 1))}]
 
 
 def run(quick: bool = False, only: tuple[str, ...] = ("routing", "views", "burst"), tickets: int | None = None,
-        rate: int = 1000, seconds: int = 60, customers: int = 20_000) -> list[dict]:
+        rate: int = 1000, seconds: int = 60, customers: int = 20_000, backend: str = "postgres",
+        servers: int = 2) -> list[dict]:
     rows = []
     if "routing" in only:
         rows += routing(quick)
     if "views" in only:
         rows += views(quick, tickets)
     if "burst" in only:
-        rows += burst(quick, rate, seconds, customers)
+        rows += burst(quick, rate, seconds, customers, backend=backend, servers=servers)
     return rows
 
 
@@ -363,6 +499,9 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--customers", type=int, default=20_000,
                         help="customers writing in the burst (few: messages thread into open tickets)")
+    parser.add_argument("--backend", default="postgres", choices=("postgres", "sqlite"), help="for the burst")
+    parser.add_argument("--servers", type=int, default=2, help="clm serve --workers, for the burst")
     args = parser.parse_args()
-    for row in run(args.quick, tuple(args.only.split(",")), args.tickets, args.rate, args.seconds, args.customers):
+    for row in run(args.quick, tuple(args.only.split(",")), args.tickets, args.rate, args.seconds, args.customers,
+                   args.backend, args.servers):
         print(row)

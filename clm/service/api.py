@@ -35,7 +35,6 @@ from clm.service.schemas import (
     MyTasksOut,
     NoteOut,
     PolicyOut,
-    ReceivedOut,
     RuleOut,
     TaskOut,
     TeamOut,
@@ -188,28 +187,33 @@ def tickets_merge(ticket_id: Id, body: MergeBody, by: By = None, session: Sessio
     return TicketOut.model_validate(target)
 
 
-@router.post("/messages", response_model=ReceivedOut, status_code=201, summary="Record a customer's message",
+class AcceptedOut(BaseModel):
+    created: bool = Field(description="False: this external_id was accepted before (nothing new stored).")
+    id: int = Field(description="The accepted message (service_inbound).")
+    state: str = Field(description="queued (the worker files it shortly), processed, or failed (see error).")
+    ticket_id: int | None = None
+    message_id: int | None = None
+    error: str | None = None
+
+
+@router.post("/messages", response_model=AcceptedOut, status_code=202, summary="Record a customer's message",
              dependencies=[write], responses=error_responses(422))
 def messages_receive(body: conversations.InboundIn, response: Response,
-                     session: Session = Depends(get_session)) -> ReceivedOut:
-    """Threads it (inbox, thread_key) into an open ticket or opens one and routes it. The same
-    `external_id` again answers 200 with the message first stored."""
-    from sqlalchemy.exc import IntegrityError
+                     session: Session = Depends(get_session)) -> AcceptedOut:
+    """Stored as it arrived and committed before the answer (202); the worker threads it (inbox, thread_key)
+    into an open ticket or opens one and routes it, a moment later, in arrival order. The same
+    `external_id` again stores nothing and answers 200 (with the ticket once it is filed)."""
+    from clm.service import inbound
 
-    try:
-        with writing(session):
-            received = conversations.receive(session, body)
-    except IntegrityError:
-        if body.external_id is None:
-            raise
-        # The same message delivered twice at once (a provider's retry while the first is in flight): the
-        # other copy committed first; this one, rolled back, now finds it and answers 200 with it.
-        with writing(session):
-            received = conversations.receive(session, body)
-    if not received.created:
-        response.status_code = 200
-    return ReceivedOut(created=received.created, ticket=TicketOut.model_validate(received.ticket),
-                       message=MessageOut.model_validate(received.message))
+    with writing(session):
+        row_id, created = inbound.accept(session, "api", body.external_id, body.model_dump(mode="json"))
+    if created:
+        return AcceptedOut(created=True, id=row_id, state="queued")
+    response.status_code = 200
+    row = inbound.status(session, row_id)
+    state = "queued" if row.processed_at is None else "failed" if row.error else "processed"
+    return AcceptedOut(created=False, id=row.id, state=state, ticket_id=row.ticket_id, message_id=row.message_id,
+                       error=row.error)
 
 
 # --- inboxes, agents, teams --------------------------------------------------------------------------

@@ -111,8 +111,10 @@ def _conversation_for(session: Session, inbox: Inbox, customer_id: int, thread_k
     return session.scalar(query)
 
 
-def receive(session: Session, data: InboundIn, now: datetime | None = None) -> Received:
-    """Store a customer's message on the right ticket (opening or reopening it), idempotently."""
+def receive(session: Session, data: InboundIn, now: datetime | None = None, *, pool: Pool | None = None) -> Received:
+    """Store a customer's message on the right ticket (opening or reopening it), idempotently.
+
+    `pool`: the routing pool of a batch (clm.service.inbound) whose caller holds the routing lock."""
     now = now or utcnow()
     at = as_utc(data.at) if data.at else now
     if data.external_id:
@@ -129,14 +131,16 @@ def receive(session: Session, data: InboundIn, now: datetime | None = None) -> R
     if conversation is None:
         subject = (data.subject or " ".join(data.body.split())[:SUBJECT_FROM_BODY] or inbox.name).strip()
         ticket = open_ticket(session, TicketIn(customer_id=customer.id, subject=subject[:255], inbox_id=inbox.id,
-                                               channel=inbox.channel), actor="customer", now=now, at=at)
+                                               channel=inbox.channel), actor="customer", now=now, at=at,
+                             pool=pool)
         conversation = Conversation(ticket_id=ticket.id, inbox_id=inbox.id, customer_id=customer.id,
                                     channel=inbox.channel, thread_key=data.thread_key, created_at=at)
         session.add(conversation)
         session.flush()
         created_ticket = True
     else:
-        lock_routing(session)  # a reopened ticket may be routed: the routing lock before the ticket's
+        if pool is None:
+            lock_routing(session)  # a reopened ticket may be routed: the routing lock before the ticket's
         ticket = _live(session, conversation.ticket_id)
         ticket = get_ticket(session, ticket.id, for_update=True)
         created_ticket = False
@@ -149,29 +153,33 @@ def receive(session: Session, data: InboundIn, now: datetime | None = None) -> R
     timeline.record(session, customer.id, timeline.RECEIVED, f"service:message:{message.id}", at,
                     {"ticket": ticket.number, "channel": conversation.channel, "text": timeline.excerpt(data.body)})
     if not created_ticket:
-        _woken(session, ticket, at, now)
+        _woken(session, ticket, at, now, pool)
     emit(session, "service.message_received", customer.id, {"ticket_id": ticket.id, "message_id": message.id,
                                                              "channel": conversation.channel})
     session.flush()
     return Received(message, ticket, True)
 
 
-def _woken(session: Session, ticket: Ticket, at: datetime, now: datetime) -> None:
+def _woken(session: Session, ticket: Ticket, at: datetime, now: datetime, batch: Pool | None = None) -> None:
     """The customer wrote on an existing ticket: it is open again, a next-response clock starts, and an
-    agent who is no longer available (or a ticket that had none) gets routing again."""
+    agent who is no longer available (or a ticket that had none) gets routing again. `batch`: the pool of a
+    batch, whose loads count the reopened ticket again."""
     if ticket.status in ("solved", "pending_customer", "on_hold"):
+        was = ticket.status
         _set_status(session, ticket, "open", now, None, "customer", reason="the customer wrote")
+        if batch is not None and was == "solved" and ticket.assignee_id is not None:
+            batch.load[ticket.assignee_id] = batch.load.get(ticket.assignee_id, 0) + 1
     sla.customer_wrote(session, ticket, at, now)
     if ticket.assignee_id is None:
-        route(session, ticket.id, now)
+        route(session, ticket.id, now, pool=batch)
         return
-    pool = Pool.load_all(session)
+    pool = batch or Pool.load_all(session)
     agent = pool.agents.get(ticket.assignee_id)
     if agent is None or agent.availability != "online":
         name = pool.names.get(ticket.assignee_id, str(ticket.assignee_id))
         state = agent.availability if agent else "no longer an agent"
         route(session, ticket.id, now, exclude={ticket.assignee_id}, reassign=True,
-              prefix=f"the customer wrote again while {name} is {state}; ")
+              prefix=f"the customer wrote again while {name} is {state}; ", pool=batch)
 
 
 def reply(session: Session, ticket_id: int, data: ReplyIn, *, by: int | None, now: datetime | None = None,

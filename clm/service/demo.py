@@ -118,10 +118,10 @@ def _when(rng: random.Random, now: datetime, days: int) -> datetime:
 
 def _past(session: Session, rng: random.Random, customers: list[int], agents: list[int], inboxes: dict,
           now: datetime, days: int, count: int) -> int:
-    from clm.sales.codes import next_numbers
     from clm.service.models import PRIORITY_RANK, Change, Conversation, Message, SlaTimer, Ticket
+    from clm.service.tickets import ticket_numbers
 
-    numbers = next_numbers(session, "ticket", count)
+    numbers = ticket_numbers(session, count)
     ids = allocate_ids(session, Ticket.__table__, count)
     conv_ids = allocate_ids(session, Conversation.__table__, count)
     msg_ids = allocate_ids(session, Message.__table__, 2 * count)

@@ -336,3 +336,31 @@ class ChatSite(Base):
     greeting: Mapped[dict[str, str]] = mapped_column(Json, default=dict)  # {"vi": ..., "en": ...}
     active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Inbound(Base):
+    """A customer's message as it arrived (the API or a channel's webhook), stored once and committed before
+    the request is answered; the worker's `service.inbound` step turns waiting rows into desk messages in
+    batches, in arrival order (clm.service.inbound). `(source, external_id)` is unique: a resend is a no-op."""
+
+    __tablename__ = "service_inbound"
+    __table_args__ = (
+        sa.UniqueConstraint("source", "external_id", name="uq_service_inbound_source"),
+        sa.Index("ix_service_inbound_waiting", "id", postgresql_where=sa.text("processed_at IS NULL"),
+                 sqlite_where=sa.text("processed_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(16))  # api | sms | zalo | messenger
+    external_id: Mapped[str] = mapped_column(sa.String(255))
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What processing made of it (no foreign keys: the row stays when a ticket or customer is erased).
+    ticket_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    message_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+# Ticket numbers on PostgreSQL: nextval takes no lock held to the commit (SQLite: the code_sequences row).
+TICKET_NUMBERS = sa.Sequence("service_ticket_numbers", metadata=Base.metadata)

@@ -88,8 +88,13 @@ def lock_routing(session: Session) -> Setting:
 
 
 def routing_settings(session: Session) -> RoutingSettings:
-    row = session.get(Setting, "routing")
-    return RoutingSettings.model_validate(row.value if row and row.value else {})
+    from clm.service.snapshot import cached
+
+    def load() -> RoutingSettings:
+        row = session.get(Setting, "routing")
+        return RoutingSettings.model_validate(row.value if row and row.value else {})
+
+    return cached(session, "routing_settings", load)
 
 
 def save_routing_settings(session: Session, data: RoutingSettings) -> RoutingSettings:
@@ -230,9 +235,12 @@ def _in_segment(session: Session, customer_id: int, segment_id: int) -> bool:
 
 def matching_rule(session: Session, ticket: Ticket) -> RoutingRule | None:
     """The first active rule (by position) whose every condition the ticket meets."""
+    from clm.service.snapshot import cached
+
     tier: list[str | None] = []
-    for rule in session.scalars(sa.select(RoutingRule).where(RoutingRule.active.is_(True))
-                                .order_by(RoutingRule.position, RoutingRule.id)):
+    rules = cached(session, "routing_rules", lambda: list(session.scalars(
+        sa.select(RoutingRule).where(RoutingRule.active.is_(True)).order_by(RoutingRule.position, RoutingRule.id))))
+    for rule in rules:
         if rule.channel and rule.channel != ticket.channel:
             continue
         if rule.language and rule.language != (ticket.language or "").lower():
@@ -326,21 +334,30 @@ def assign(session: Session, ticket: Ticket, user_id: int | None, reason: str, n
 
 
 def route(session: Session, ticket_id: int, now: datetime | None = None, *, exclude: set[int] | None = None,
-          reassign: bool = False, prefix: str = "") -> Choice | None:
+          reassign: bool = False, prefix: str = "", pool: Pool | None = None) -> Choice | None:
     """Route one ticket under the routing lock. An assigned ticket is left alone unless `reassign`;
-    a closed, solved or merged one always is. Returns the choice made (None when nothing was decided)."""
+    a closed, solved or merged one always is. Returns the choice made (None when nothing was decided).
+
+    `pool`: a batch's pool (clm.service.inbound), whose caller holds the routing lock and whose loads are
+    kept exact as it assigns; without one, the lock is taken and the loads are read now."""
     now = now or utcnow()
-    lock_routing(session)
-    ticket = session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
+    if pool is None:
+        lock_routing(session)
+        ticket = session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
+    else:  # a batch routes tickets it opened or has locked already
+        ticket = session.get(Ticket, ticket_id)
     if ticket is None:
         raise NotFound("ticket", ticket_id)
     if ticket.status not in OPEN_STATUSES or ticket.merged_into_id is not None:
         return None
     if ticket.assignee_id is not None and not reassign:
         return None
-    pool = Pool.load_all(session)
+    pool = pool or Pool.load_all(session)
     pool.exclude = set(exclude or ())
-    choice = choose(session, ticket, pool, now)
+    try:
+        choice = choose(session, ticket, pool, now)
+    finally:
+        pool.exclude = set()
     _apply(session, ticket, choice, pool, now, prefix)
     return choice
 

@@ -154,9 +154,12 @@ def list_policies(session: Session) -> list[SlaPolicy]:
 
 def policy_for(session: Session, ticket: Ticket) -> SlaPolicy | None:
     """The first active policy (by position) matching the ticket's priority, channel and customer tier."""
+    from clm.service.snapshot import cached
+
     tier: list[str | None] = []
-    for policy in session.scalars(sa.select(SlaPolicy).where(SlaPolicy.active.is_(True))
-                                  .order_by(SlaPolicy.position, SlaPolicy.id)):
+    active = cached(session, "sla_policies", lambda: list(session.scalars(
+        sa.select(SlaPolicy).where(SlaPolicy.active.is_(True)).order_by(SlaPolicy.position, SlaPolicy.id))))
+    for policy in active:
         if policy.priority and policy.priority != ticket.priority:
             continue
         if policy.channel and policy.channel != ticket.channel:

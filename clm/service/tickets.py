@@ -31,6 +31,7 @@ from clm.service.models import (
     PRIORITIES,
     PRIORITY_RANK,
     STATUSES,
+    TICKET_NUMBERS,
     Agent,
     Conversation,
     Message,
@@ -145,7 +146,9 @@ def _field_value(spec: CustomField, value: Any, where: str) -> Any:
 def check_fields(session: Session, values: dict[str, Any], current: dict[str, Any] | None = None,
                  creating: bool = False) -> dict[str, Any]:
     """Custom field values merged onto `current`, each checked against its definition (None removes)."""
-    specs = {f.key: f for f in list_fields(session)}
+    from clm.service.snapshot import cached
+
+    specs = cached(session, "fields", lambda: {f.key: f for f in list_fields(session)})
     out = dict(current or {})
     for key, value in values.items():
         spec = specs.get(key)
@@ -177,10 +180,20 @@ def _tags(tags: list[str]) -> list[str]:
 # --- opening ---------------------------------------------------------------------------------------
 
 
-def ticket_number(session: Session) -> str:
-    from clm.sales.codes import next_numbers  # the shared counters table (code_sequences)
+def ticket_numbers(session: Session, count: int = 1) -> list[int]:
+    """`count` new ticket numbers. PostgreSQL: the `service_ticket_numbers` sequence (no lock held until the
+    commit, so tickets open side by side; a rolled-back number is skipped). SQLite, whose writers take turns
+    anyway: the shared counters table (code_sequences)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return list(session.scalars(sa.select(TICKET_NUMBERS.next_value()).select_from(
+            sa.func.generate_series(1, count))))
+    from clm.sales.codes import next_numbers
 
-    return f"TK-{next_numbers(session, 'ticket')[0]:06d}"
+    return next_numbers(session, "ticket", count)
+
+
+def ticket_number(session: Session) -> str:
+    return f"TK-{ticket_numbers(session)[0]:06d}"
 
 
 def _customer(session: Session, customer_id: int) -> Customer:
@@ -230,7 +243,7 @@ def _check_agent(session: Session, user_id: int) -> Agent:
 
 
 def open_ticket(session: Session, data: TicketIn, *, by: int | None = None, actor: str = "user",
-                now: datetime | None = None, at: datetime | None = None) -> Ticket:
+                now: datetime | None = None, at: datetime | None = None, pool=None) -> Ticket:
     """Open a ticket (and, with `body`, its conversation and the customer's first message); start its SLA
     clocks; put it on the customer's timeline; route it unless told not to or given an assignee."""
     now = now or utcnow()
@@ -280,7 +293,7 @@ def open_ticket(session: Session, data: TicketIn, *, by: int | None = None, acto
         lock_routing(session)
         _assign_by_hand(session, ticket, data.assignee_id, by, now)
     elif data.route:
-        route(session, ticket.id, now)
+        route(session, ticket.id, now, pool=pool)
     session.flush()
     return ticket
 

@@ -8,6 +8,8 @@ any other ("Ticket Opened", "Ticket Solved", "Ticket Message Received", "Ticket 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -26,9 +28,58 @@ def excerpt(text: str) -> str:
     return text if len(text) <= EXCERPT else text[: EXCERPT - 1] + "…"
 
 
+_BATCH = "service.timeline.batch"
+
+
+@contextmanager
+def batched(session: Session) -> Iterator[None]:
+    """Within this block `record` collects the events and they are written together at its end (one
+    INSERT of the events, one upsert per customer, name and day): the inbound batch (clm.service.inbound).
+    Only for events whose messageId names a row made in the same transaction (a new ticket or message),
+    so there is nothing stored before to look for."""
+    pending: list[dict[str, Any]] = []
+    session.info[_BATCH] = pending
+    try:
+        yield
+    finally:
+        session.info.pop(_BATCH, None)
+    _write(session, pending)
+
+
+def batch_mark(session: Session) -> int:
+    """Where the collected events stand (for `batch_undo` when the work since is rolled back)."""
+    return len(session.info.get(_BATCH, ()))
+
+
+def batch_undo(session: Session, mark: int) -> None:
+    del session.info.get(_BATCH, [])[mark:]
+
+
+def _write(session: Session, pending: list[dict[str, Any]]) -> None:
+    if not pending:
+        return
+    events = Event.__table__
+    session.execute(insert_for(session, events).on_conflict_do_nothing(index_elements=["message_id"]), pending)
+    counts: dict[tuple[int, str, Any], int] = {}
+    for row in pending:
+        key = (row["customer_id"], row["name"], row["timestamp"].date())
+        counts[key] = counts.get(key, 0) + 1
+    daily = EventDaily.__table__
+    stmt = insert_for(session, daily)
+    session.execute(stmt.on_conflict_do_update(index_elements=["customer_id", "name", "day"],
+                                               set_={"count": daily.c.count + stmt.excluded.count}),
+                    [{"customer_id": c, "name": n, "day": d, "count": k} for (c, n, d), k in sorted(counts.items())])
+
+
 def record(session: Session, customer_id: int, name: str, message_id: str, at: datetime,
            properties: dict[str, Any]) -> bool:
     """Put one event on the customer's timeline; False when it was already there."""
+    pending = session.info.get(_BATCH)
+    if pending is not None:
+        pending.append({"message_id": message_id, "customer_id": customer_id, "type": "track", "name": name,
+                        "properties": properties, "context": {"source": "service"}, "timestamp": at,
+                        "received_at": at, "source": "service"})
+        return True
     if session.scalar(sa.select(Event.id).where(Event.message_id == message_id)) is not None:
         return False
     session.add(Event(message_id=message_id, customer_id=customer_id, type="track", name=name,

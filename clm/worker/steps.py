@@ -111,12 +111,15 @@ def loyalty_steps(settings) -> list[Step]:
 
 
 def service_steps(settings) -> list[Step]:
-    """The service desk's queue: assign waiting tickets to agents with room (also done whenever room frees);
-    automation: triggers on created and updated tickets, CSAT questions for solved ones, elapsed-trigger jobs."""
+    """The service desk's inbound messages (stored by the webhooks and the API, filed here in batches); its
+    queue: assign waiting tickets to agents with room (also done whenever room frees); automation: triggers
+    on created and updated tickets, CSAT questions for solved ones, elapsed-trigger jobs."""
     from clm.service.automation_steps import AutomationConsumer
+    from clm.service.inbound import InboundConsumer
     from clm.service.routing import drain
 
-    return [Step("service.queue", drain, every=timedelta(minutes=1)),
+    return [Step("service.inbound", InboundConsumer()),
+            Step("service.queue", drain, every=timedelta(minutes=1)),
             Step("service.automation", AutomationConsumer(settings))]
 
 

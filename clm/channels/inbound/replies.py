@@ -53,8 +53,13 @@ class Reply:
 
 def record_replies(session: Session, replies: list[Reply], received_at: datetime | None = None) -> int:
     """Store the replies as events and mark the messages they answer; returns how many were new."""
+    return len(record_replies_of(session, replies, received_at))
+
+
+def record_replies_of(session: Session, replies: list[Reply], received_at: datetime | None = None) -> dict[str, int]:
+    """`record_replies`, answering the customer of each new reply (by its message_id)."""
     if not replies:
-        return 0
+        return {}
     received_at = received_at or utcnow()
     raws = [{
         "type": "track",
@@ -77,7 +82,7 @@ def record_replies(session: Session, replies: list[Reply], received_at: datetime
     for item in fresh:
         reply = by_id[item.msg.messageId]
         mark_replied(session, item.customer_id, reply.channel, received_at, reply.provider_message_id)
-    return len(fresh)
+    return {item.msg.messageId: item.customer_id for item in fresh}
 
 
 def mark_replied(session: Session, customer_id: int, channel: str, at: datetime, provider_message_id: str) -> bool:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from clm.channels.inbound.optouts import OptOut, record_optout
-from clm.channels.inbound.replies import Reply, record_replies
+from clm.channels.inbound.replies import Reply
 from clm.channels.inbound.reports import Read, Report, apply_read, apply_report
 
 
@@ -29,7 +29,7 @@ class Outcome:
 
     updated: int = 0  # messages whose status moved
     unmatched: int = 0  # reports about messages clm does not know
-    replies: int = 0  # new Message Received events
+    replies: int = 0  # customers' messages accepted (new ones; the worker files them: clm.service.inbound)
     ignored: int = 0
 
     def as_dict(self) -> dict[str, int | bool]:
@@ -38,7 +38,12 @@ class Outcome:
 
 
 def record(session: Session, parsed: Parsed) -> Outcome:
-    """Apply a parsed delivery in the caller's transaction (the caller commits)."""
+    """Apply a parsed delivery in the caller's transaction (the caller commits). Reports, reads and opt-outs
+    are applied at once; customers' messages are only stored as they arrived (one INSERT, a resend a no-op)
+    and become `Message Received` events and desk messages in the worker (clm.service.inbound), so a burst
+    of messages is acknowledged fast."""
+    from clm.service.inbound import accept_replies  # the desk's inbound queue (service depends on channels)
+
     outcome = Outcome(ignored=parsed.ignored)
     for report in parsed.reports:
         moved = apply_report(session, report)
@@ -46,7 +51,7 @@ def record(session: Session, parsed: Parsed) -> Outcome:
             outcome.unmatched += 1
         elif moved:
             outcome.updated += 1
-    outcome.replies = record_replies(session, parsed.replies)
+    outcome.replies = accept_replies(session, parsed.replies)
     for read in parsed.reads:
         outcome.updated += apply_read(session, read)
     for optout in parsed.optouts:

@@ -16,6 +16,7 @@ from clm.channels.templates import create_template
 from clm.config import Settings
 from clm.customers.models import Customer, Identity
 from clm.jobs.runner import Registry, run_due
+from clm.service.inbound import process
 
 from .conftest import HOOKS
 from .fakes import EsmsFake, MessengerFake, ZaloFake
@@ -99,6 +100,8 @@ def customer_writes_on_messenger(client, db, psid: str, at_ms: int) -> int:
     raw = json.dumps(event).encode()
     signature = "sha256=" + hmac.new(b"app-secret", raw, hashlib.sha256).hexdigest()
     assert client.post("/hooks/messenger", content=raw, headers={"X-Hub-Signature-256": signature}).status_code == 200
+    process(db)  # the worker files the stored message a moment later (clm.service.inbound)
+    db.commit()
     return db.scalar(sa.select(Identity.customer_id).where(Identity.kind == "facebook", Identity.value == psid))
 
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from clm.channels.models import Message, MessageEvent
 from clm.customers.models import Customer, Identity
+from clm.service.inbound import process
 from clm.tracking.models import Event, EventDaily
 
 from .conftest import HOOKS
@@ -48,11 +49,20 @@ def zalo_text(user: str, msg_id: str, text: str) -> dict:
             "message": {"text": text, "msg_id": msg_id}, "timestamp": "1699003881354"}
 
 
+def filed(db) -> None:
+    """A moment later: the webhook only stored the customers' messages; the worker's `service.inbound` step
+    turns them into events (clm.service.inbound)."""
+    process(db)
+    db.commit()
+
+
 def received(db) -> list[Event]:
+    filed(db)
     return list(db.scalars(sa.select(Event).where(Event.name == "Message Received").order_by(Event.id)))
 
 
 def status_of(db, message: Message) -> str:
+    filed(db)
     db.expire_all()
     return db.get(Message, message.id).status
 
