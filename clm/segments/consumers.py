@@ -77,7 +77,29 @@ def _react(session: Session, tail: Tail, rows: list, plan, now: datetime) -> Non
     tail.advance(session, rows)
 
 
-class OutboxConsumer:
+class _TailConsumer:
+    """Reads the next rows of its tail in a read transaction, plans the re-checks of the customers they touched
+    (`_touched`: kind of fact -> customer ids), then records them and moves the cursor (_react)."""
+
+    name: str
+    tail: Tail
+    batch: int
+    timezone: Callable[[], str]
+
+    def __call__(self, session: Session, now: datetime) -> int:
+        session.commit()  # read without the write lock (see _react)
+        rows = self.tail.read(session, self.batch)
+        plan = []
+        if rows:
+            plan = membership.plan_many(session, _wanted(session, self._touched(session, rows)), now, self.timezone())
+        _react(session, self.tail, rows, plan, now)
+        return len(rows)
+
+    def _touched(self, session: Session, rows: list) -> dict[str, set[int]]:
+        raise NotImplementedError
+
+
+class OutboxConsumer(_TailConsumer):
     name = "segments.outbox"
 
     def __init__(self, timezone: Callable[[], str] = lambda: "Asia/Ho_Chi_Minh", batch: int = 2000):
@@ -87,24 +109,17 @@ class OutboxConsumer:
         self.tail = Tail(self.name, outbox, "created_at", ["topic", "customer_id", "payload"],
                          where=outbox.c.topic.in_(list(TOPICS)))
 
-    def __call__(self, session: Session, now: datetime) -> int:
-        session.commit()  # read without the write lock (see _react)
-        rows = self.tail.read(session, self.batch)
-        plan = []
-        if rows:
-            touched: dict[str, set[int]] = defaultdict(set)
-            for row in rows:
-                ids = {row.customer_id} if row.customer_id is not None else set()
-                if row.topic == "customer.merged":
-                    ids |= {v for k in ("winner_id", "loser_id") if isinstance(v := row.payload.get(k), int)}
-                touched[TOPICS[row.topic]] |= ids
-            touched = {k: _live(session, v) for k, v in touched.items()}
-            plan = membership.plan_many(session, _wanted(session, touched), now, self.timezone())
-        _react(session, self.tail, rows, plan, now)
-        return len(rows)
+    def _touched(self, session: Session, rows: list) -> dict[str, set[int]]:
+        touched: dict[str, set[int]] = defaultdict(set)
+        for row in rows:
+            ids = {row.customer_id} if row.customer_id is not None else set()
+            if row.topic == "customer.merged":
+                ids |= {v for k in ("winner_id", "loser_id") if isinstance(v := row.payload.get(k), int)}
+            touched[TOPICS[row.topic]] |= ids
+        return {k: _live(session, v) for k, v in touched.items()}
 
 
-class EventsConsumer:
+class EventsConsumer(_TailConsumer):
     name = "segments.events"
 
     def __init__(self, timezone: Callable[[], str] = lambda: "Asia/Ho_Chi_Minh", batch: int = 5000):
@@ -112,20 +127,13 @@ class EventsConsumer:
         self.batch = batch
         self.tail = Tail(self.name, Event.__table__, "received_at", ["customer_id", "name", "type"])
 
-    def __call__(self, session: Session, now: datetime) -> int:
-        session.commit()  # read without the write lock (see _react)
-        rows = self.tail.read(session, self.batch)
-        plan = []
-        if rows:
-            touched: dict[str, set[int]] = defaultdict(set)
-            for row in rows:
-                touched[f"event:{row.name or row.type}"].add(row.customer_id)
-                touched["seen"].add(row.customer_id)
-            live = _live(session, {r.customer_id for r in rows})
-            touched = {k: v & live for k, v in touched.items()}
-            plan = membership.plan_many(session, _wanted(session, touched), now, self.timezone())
-        _react(session, self.tail, rows, plan, now)
-        return len(rows)
+    def _touched(self, session: Session, rows: list) -> dict[str, set[int]]:
+        touched: dict[str, set[int]] = defaultdict(set)
+        for row in rows:
+            touched[f"event:{row.name or row.type}"].add(row.customer_id)
+            touched["seen"].add(row.customer_id)
+        live = _live(session, {r.customer_id for r in rows})
+        return {k: v & live for k, v in touched.items()}
 
 
 def sweep(session: Session, now: datetime, timezone: str = "Asia/Ho_Chi_Minh", on_chunk=None) -> int:
