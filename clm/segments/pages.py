@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from clm.analytics.models import CustomerScore
@@ -122,14 +122,22 @@ def new_page(request: Request, user=Depends(write), db: Session = Depends(get_se
     return _builder(request, db, user, builder.empty())
 
 
-@router.get("/segments/{segment_id}/edit")
-def edit_page(request: Request, segment_id: int, user=Depends(write), db: Session = Depends(get_session)):
+def _dynamic(request: Request, db: Session, segment_id: int):
+    """The dynamic segment to edit; else the answer: 404 for none, its page for a static one (no rules)."""
     try:
         segment = service.get_segment(db, segment_id)
     except NotFound:
         return not_found_page(request)
     if segment.kind != "dynamic":
         return RedirectResponse(f"/segments/{segment_id}", status_code=303)
+    return segment
+
+
+@router.get("/segments/{segment_id}/edit")
+def edit_page(request: Request, segment_id: int, user=Depends(write), db: Session = Depends(get_session)):
+    segment = _dynamic(request, db, segment_id)
+    if isinstance(segment, Response):
+        return segment
     return _builder(request, db, user, builder.from_rules(segment.rules), segment=segment, name=segment.name,
                     description=segment.description)
 
@@ -186,12 +194,9 @@ def create(request: Request, form: dict = Depends(form_data), user=Depends(write
 @router.post("/segments/{segment_id}/edit")
 def update(request: Request, segment_id: int, form: dict = Depends(form_data), user=Depends(write),
            db: Session = Depends(get_session)):
-    try:
-        segment = service.get_segment(db, segment_id)
-    except NotFound:
-        return not_found_page(request)
-    if segment.kind != "dynamic":
-        return RedirectResponse(f"/segments/{segment_id}", status_code=303)
+    segment = _dynamic(request, db, segment_id)
+    if isinstance(segment, Response):
+        return segment
     return _save(request, form, user, db, segment)
 
 

@@ -20,6 +20,22 @@ def test_a_bad_value_is_refused_on_save_naming_its_path_in_the_tree(db, as_role)
     assert service.list_segments(db) == []
 
 
+def test_a_static_list_is_not_edited_in_the_builder_and_an_unknown_segment_is_404(db, as_role):  # noqa: F811
+    static = service.save_segment(db, name="VIP tay", kind="static")
+    db.commit()
+    client = as_role("marketer")
+    for r in (client.get(f"/segments/{static.id}/edit", follow_redirects=False),
+              client.post(f"/segments/{static.id}/edit", data={**HUE, "csrf_token": token_of(client)},
+                          follow_redirects=False)):
+        assert r.status_code == 303 and r.headers["location"] == f"/segments/{static.id}"
+    db.expire_all()
+    kept = service.get_segment(db, static.id)
+    assert (kept.name, kept.kind, kept.rules) == ("VIP tay", "static", None)
+    assert client.get("/segments/999999/edit").status_code == 404
+    assert client.post("/segments/999999/edit", data={**HUE, "csrf_token": token_of(client)}).status_code == 404
+    assert [s.name for s in service.list_segments(db)] == ["VIP tay"]
+
+
 def test_the_builder_counts_as_the_form_changes_and_adds_and_removes_conditions(db, as_role):  # noqa: F811
     from clm.lib.clock import utcnow
 
