@@ -1,10 +1,14 @@
-"""A worker SIGKILLed in the middle of a batch, inside an SMTP send: nothing is sent twice or lost.
+"""A worker SIGKILLed in the middle of a batch, inside a send: nothing is sent twice or lost.
 
 The SMTP server holds its answer to one message's DATA while the test kills the worker process, the
 worst moment: the server has the message, the worker never learnt it. A second worker then finishes
 the batch. Counting what the server received proves each message arrived exactly once; the one the
 worker died inside is `failed` with the reason that says so (email is at most once: SMTP cannot tell
 a duplicate), and is not sent again.
+
+The same against a local eSMS server, which (like eSMS) refuses a RequestId it already accepted with
+code 124: a batch claims its SMS together, so the dead worker leaves several `sending`; the second
+worker sends them again with the same RequestId, and every SMS is accepted exactly once and `sent`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from clm.db.engine import make_session_factory
 from clm.jobs.runner import Registry, run_due
 from clm.lib.clock import utcnow
 from tests.channels.conftest import WELCOME, Sink, start_smtp
+from tests.channels.providers.fakes import EsmsFake
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = 40
@@ -164,4 +169,84 @@ def test_a_worker_killed_inside_an_smtp_send_loses_nothing_and_sends_nothing_twi
         assert done == MESSAGES
         unfinished = session.execute(sa.text(
             "SELECT count(*) FROM jobs WHERE state NOT IN ('completed')")).scalar()
+        assert unfinished == 0
+
+
+class HoldingEsms(EsmsFake):
+    """eSMS that accepts every new RequestId, and keeps its answer to the HOLD_AT-th accepted one until
+    `release` is set (the SMS is accepted; the worker never hears so)."""
+
+    def __init__(self):
+        super().__init__("crash-key", "crash-secret", "SHOPAN")
+        self.accepted: list[str] = []  # RequestIds answered 100, in order
+        self.holding = threading.Event()
+        self.lock = threading.Lock()
+
+    def answer(self, request):
+        status, headers, payload = super().answer(request)
+        if b'"CodeResult": "100"' not in payload:
+            return status, headers, payload
+        with self.lock:
+            self.accepted.append(request.json["RequestId"])
+            held = len(self.accepted) == HOLD_AT
+        if held:
+            self.holding.set()
+            self._release.wait(30)
+        return status, headers, payload
+
+
+def test_a_worker_killed_inside_an_esms_batch_sends_each_sms_once_through_the_request_id(committed, engine):
+    url = engine.url.render_as_string(hide_password=False)
+    with HoldingEsms() as esms:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "CLM_DATABASE_URL": url, "CLM_QUIET_HOURS": "",
+               "CLM_PUBLIC_URL": "https://shop.example.vn", "CLM_TRACKING_SECRET": "crash-test",
+               "CLM_ESMS_API_KEY": "crash-key", "CLM_ESMS_SECRET_KEY": "crash-secret", "CLM_ESMS_BRANDNAME": "SHOPAN",
+               "CLM_ESMS_URL": esms.url, "CLM_ESMS_CALLBACK_URL": "https://shop.example.vn/hooks/esms/t"}
+        settings = Settings(_env_file=None, database_url=url, quiet_hours="", public_url=env["CLM_PUBLIC_URL"],
+                            tracking_secret="crash-test", esms_api_key="crash-key", esms_secret_key="crash-secret",
+                            esms_brandname="SHOPAN", esms_url=esms.url, esms_callback_url=env["CLM_ESMS_CALLBACK_URL"])
+        with committed() as session:
+            create_template(session, key="sms-offer", channel="sms",
+                            variants={"vi": {"text": "SHOPAN: {{ customer.given_name }} oi, giam 20% hom nay"}})
+            for n in range(MESSAGES):
+                customer = Customer(phone=f"+849120{n:05d}", full_name=f"Khách {n}", given_name="Khach", traits={})
+                session.add(customer)
+                session.flush()
+                record_consent(session, customer.id, channel="sms", purpose="marketing", granted=True, source="test")
+                enqueue_message(session, customer_id=customer.id, channel="sms", template_key="sms-offer",
+                                idempotency_key=f"crash-sms:{n}", settings=settings)
+            session.commit()
+
+        worker = subprocess.Popen([sys.executable, "-c", WORKER, "batch"], cwd=ROOT, env=env)
+        try:
+            assert _wait_for(esms.holding.is_set, 60), "the worker never reached the held SMS"
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait(5)
+            esms._release.set()
+
+        with committed() as session:
+            stuck = session.scalars(sa.select(Message.idempotency_key).where(Message.status == "sending")).all()
+        assert len(stuck) > 1  # the batch's SMS were claimed together: the held one and those after it
+
+        registry = Registry()
+        registry.register("channels.send", send_handler(settings))
+        later = utcnow() + timedelta(minutes=5)
+        while run_due(committed, registry, "survivor", now=later, limit=25):
+            pass
+
+    assert esms.violations == []
+    assert len(esms.accepted) == MESSAGES and len(set(esms.accepted)) == MESSAGES, "each SMS accepted once"
+    repeats = [r.json["RequestId"] for r in esms.requests if r.json["RequestId"] in esms.accepted[:HOLD_AT]]
+    assert len(repeats) > HOLD_AT  # some were sent again after the crash, and eSMS refused them as repeats
+    with committed() as session:
+        rows = session.scalars(sa.select(Message)).all()
+        assert {m.status for m in rows} == {"sent"}
+        assert sorted(m.idempotency_key for m in rows) == sorted(esms.accepted)
+        done = session.execute(sa.text("SELECT count(*) FROM job_effects WHERE key LIKE 'channels.send:%'")).scalar()
+        assert done == MESSAGES
+        unfinished = session.execute(sa.text("SELECT count(*) FROM jobs WHERE state NOT IN ('completed')")).scalar()
         assert unfinished == 0
