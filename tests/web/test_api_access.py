@@ -11,7 +11,9 @@ from clm.access.keys import SCOPES, revoke
 from clm.access.models import ApiKey
 from clm.analytics.refresh import refresh
 from clm.commerce.models import Product
+from tests import module_transaction
 from tests.channels import access_target as broadcasts
+from tests.customers.shop import Shop
 from tests.journeys import access_target as journeys
 from tests.loyalty import access_target as loyalty
 from tests.sales import access_target as sales
@@ -76,9 +78,21 @@ BODIES = {
 ids = pytest.mark.parametrize("method,path,scope", ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
 
 
-@pytest.fixture
+# The app and one of everything once per module and backend, each case in a savepoint rolled back at its end.
+module_connection, module_session_factory, module_db, connection, settings, app, client = (
+    module_transaction.module_connection, module_transaction.module_session_factory, module_transaction.module_db,
+    module_transaction.connection, module_transaction.settings, module_transaction.app, module_transaction.client)
+
+
+@pytest.fixture(scope="module")
+def shop(module_db) -> Shop:
+    return Shop(module_db)
+
+
+@pytest.fixture(scope="module")
 def target(shop):
-    """One of everything, so that each endpoint has something to answer about."""
+    """One of everything, so that each endpoint has something to answer about: built once per module and
+    backend (tests.module_transaction), each case's changes rolled back when it ends."""
     customer = shop.customer("Trần Thị Bích", email="bich@example.vn")
     order = shop.order(customer, 250000, items=[("tea", "Trà sen", 250000, 1)])
     product_id = shop.db.scalar(sa.select(Product.id))
