@@ -40,13 +40,6 @@ PG_URL = os.environ.get("CLM_BENCH_LOYALTY_POSTGRES_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/clm_bench_loyalty")
 
 
-def _cpu_of(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process `pid` (a PostgreSQL backend on this machine)."""
-    from jobs_bench import _cpu_of as cpu_of
-
-    return cpu_of(pid)
-
-
 def _url(backend: str) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tempfile.mkdtemp(prefix='clm-bench-loyalty-')}/bench.db"
@@ -204,50 +197,154 @@ def _fill_lots(url: str, members: int, lots: int, now: datetime) -> None:
         conn.commit()
 
 
-def expiry(quick: bool, members: int | None, lots: int) -> list[dict]:
+def _fill_lots_sql(url: str, members: int, lots: int, now: datetime) -> None:
+    """The same data as `_fill_lots`, generated inside PostgreSQL (generate_series): 10,000,000 lots in
+    minutes, not the Python loop's quarter of an hour. Secondary indexes are dropped for the fill and built
+    afterwards, foreign keys are not checked (the rows are made consistent), then VACUUM ANALYZE."""
+    import psycopg
+
+    dsn = url.replace("postgresql+psycopg", "postgresql")
+    past, future = now - timedelta(hours=1), now + timedelta(days=200)
+    earned = now - timedelta(days=300)
+    tables = ("customers", "loyalty_members", "loyalty_entries", "loyalty_lots")
+    args = {"m": members, "k": lots, "n": members * lots, "past": past, "future": future, "earned": earned}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = ANY(%s) "
+            "AND indexname NOT IN (SELECT conname FROM pg_constraint)", (list(tables),)).fetchall()
+        with conn.transaction():
+            conn.execute("SET LOCAL session_replication_role = replica")  # no FK triggers during the fill
+            for name, _ in indexes:
+                conn.execute(f'DROP INDEX "{name}"')
+            conn.execute("INSERT INTO customers (id, full_name, search_text, traits, created_at, updated_at) "
+                         "SELECT i, 'Khách ' || i, '', '{}', %(earned)s, %(earned)s FROM generate_series(1, %(m)s) i",
+                         args)
+            conn.execute("INSERT INTO loyalty_members (customer_id, available, pending, debt, qualifying, earned, "
+                         "redeemed, expired, lost, next_due_at, created_at, updated_at) "
+                         "SELECT i, 10 * %(k)s, 0, 0, 10 * %(k)s, 10 * %(k)s, 0, 0, 0, %(past)s, %(earned)s, %(earned)s "
+                         "FROM generate_series(1, %(m)s) i", args)
+            conn.execute("INSERT INTO loyalty_entries (id, customer_id, key, kind, reason, source, available, pending, "
+                         "debt, qualifying, lost, spend, details, created_at) "
+                         "SELECT e, (e - 1) / %(k)s + 1, 'bench:' || e, 'earn', 'bench', 'system', 10, 0, 0, 10, 0, 0, "
+                         "'{}', %(earned)s FROM generate_series(1, %(n)s) e", args)
+            conn.execute("INSERT INTO loyalty_lots (id, customer_id, entry_id, points, remaining, released, "
+                         "available_at, expires_at, created_at) "
+                         "SELECT e, (e - 1) / %(k)s + 1, e, 10, 10, true, %(earned)s, "
+                         "CASE WHEN (e - 1) %% %(k)s = 0 THEN %(past)s ELSE %(future)s END, %(earned)s "
+                         "FROM generate_series(1, %(n)s) e", args)
+            for _, definition in indexes:
+                conn.execute(definition)
+            for table in ("customers", "loyalty_entries", "loyalty_lots"):
+                conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")  # noqa: S608 (fixed table names)
+        conn.execute("VACUUM ANALYZE")
+
+
+def _from_template(url: str, template: str, members: int, lots: int, now: datetime) -> float:
+    """Make the database of `url` a copy of `template` (filled once with `_fill_lots_sql`: the fill of the
+    full size takes minutes, a copy of its files less). Returns the seconds spent filling (0: reused)."""
     import sqlalchemy as sa
 
-    from clm.db.engine import for_writing
+    base, name = url.rsplit("/", 1)
+    admin = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
+    fill_s = 0.0
+    with admin.connect() as c:
+        exists = c.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": template})
+    if exists:
+        probe = sa.create_engine(f"{base}/{template}")
+        with probe.connect() as c:
+            size = c.scalar(sa.text("SELECT count(*) FROM loyalty_members"))
+        probe.dispose()
+        if size != members:
+            exists = None
+    if not exists:
+        _reset_postgres(f"{base}/{template}")
+        engine, session_factory = _session_factory(f"{base}/{template}")
+        _start_program(session_factory, now - timedelta(days=400))
+        engine.dispose()
+        t = time.perf_counter()
+        _fill_lots_sql(f"{base}/{template}", members, lots, now)
+        fill_s = time.perf_counter() - t
+    with admin.connect() as c:
+        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        c.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    admin.dispose()
+    return fill_s
+
+
+def expiry(quick: bool, members: int | None, lots: int, template: str | None = None, connections: int = 2,
+           check: bool | None = None) -> list[dict]:
+    """The sweep over `members` members holding `lots` lots each, a tenth due, as the worker runs it
+    (`sweep.sweep` with a commit per chunk: on `connections` connections at once). `template`: fill that
+    database once (generate_series) and copy it for each run. CPU: this process, and every PostgreSQL
+    backend that served the sweep (given this process's niceness when it runs at nice -20, as root)."""
+    import sqlalchemy as sa
+    from queue_drain import cpu_of
+
+    from clm.db.engine import for_writing, make_engine, make_session_factory
     from clm.loyalty import sweep, verify
 
     members = members or (2_000 if quick else 20_000)
     now = datetime.now(UTC)
-    url = _url("postgres")
-    engine, session_factory = _session_factory(url)
-    _start_program(session_factory, now - timedelta(days=400))
-    t_fill = time.perf_counter()
-    _fill_lots(url, members, lots, now)
-    fill_s = time.perf_counter() - t_fill
+    if template:
+        fill_s = _from_template(PG_URL, template, members, lots, now)
+        url = PG_URL
+    else:
+        url = _url("postgres")
+        engine, session_factory = _session_factory(url)
+        _start_program(session_factory, now - timedelta(days=400))
+        engine.dispose()
+        t_fill = time.perf_counter()
+        _fill_lots(url, members, lots, now)
+        fill_s = time.perf_counter() - t_fill
+    engine = make_engine(url, pool_size=connections + 1, max_overflow=0)
+    session_factory = make_session_factory(engine)
+    backends: dict[int, float] = {}
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+
+    @sa.event.listens_for(engine, "connect")
+    def _seen(dbapi_connection, _record) -> None:
+        with dbapi_connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            pid = cur.fetchone()[0]
+        if nice < 0:
+            try:
+                os.setpriority(os.PRIO_PROCESS, pid, nice)
+            except OSError:
+                pass
+        backends[pid] = cpu_of(pid)
+
     chunks: list[float] = []
     with session_factory() as s:
         for_writing(s)
-        backend = s.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
-        cpu_backend, cpu_own = _cpu_of(backend), time.process_time()
-        mark = [time.perf_counter()]
+        cpu_own = time.process_time()
 
         def commit_chunk() -> None:
             s.commit()
-            chunks.append(time.perf_counter() - mark[0])
             for_writing(s)
-            mark[0] = time.perf_counter()
 
         t0 = time.perf_counter()
-        visited = sweep.sweep(s, now, on_chunk=commit_chunk)
+        visited = sweep.sweep(s, now, on_chunk=commit_chunk, connections=connections, timed=chunks.append)
         s.commit()
         total = time.perf_counter() - t0
-        cpu_own, cpu_backend = time.process_time() - cpu_own, _cpu_of(backend) - cpu_backend
+        cpu_own = time.process_time() - cpu_own
+        cpu_backend = sum(cpu_of(pid) - before for pid, before in backends.items())
         load = os.getloadavg()[0]
         expired = s.scalar(sa.text("SELECT coalesce(sum(expired), 0) FROM loyalty_members"))
-        clean = verify.verify(s) == [] if members <= 20_000 else None
+        verify_s, clean = None, None
+        if check if check is not None else members <= 20_000:
+            t = time.perf_counter()
+            clean = verify.verify(s) == []
+            verify_s = round(time.perf_counter() - t, 1)
     engine.dispose()
     per_member = total / max(visited, 1)
-    return [{"benchmark": "expiry sweep (PostgreSQL), oldest lot of each member due", "members": members,
-             "lots": members * lots, "due_lots": members, "members_visited": visited, "points_expired": expired,
-             "seconds": round(total, 1), "longest_chunk_s": round(max(chunks, default=total), 2),
-             "ms_per_member": round(per_member * 1000, 2),
-             "estimated_s_at_1M_members_10M_lots": round(per_member * 1_000_000),
-             "cpu_s_sweep_process": round(cpu_own, 1), "cpu_s_postgres_backend": round(cpu_backend, 1),
-             "load_1min_after": round(load, 1), "fill_s": round(fill_s, 1), "verify_clean": clean}]
+    return [{"benchmark": f"expiry sweep (PostgreSQL, {connections} connections), oldest lot of each member due",
+             "members": members, "lots": members * lots, "due_lots": members, "members_visited": visited,
+             "points_expired": expired, "seconds": round(total, 1),
+             "longest_chunk_s": round(max(chunks, default=total), 2), "chunks": len(chunks),
+             "ms_per_member": round(per_member * 1000, 3),
+             "cpu_s_sweep_process": round(cpu_own, 1), "cpu_s_postgres_backends": round(cpu_backend, 1),
+             "nice": nice, "load_1min_after": round(load, 1), "fill_s": round(fill_s, 1),
+             "verify_clean": clean, "verify_s": verify_s}]
 
 
 # --- 3. redemptions through the API ----------------------------------------------------------------------
@@ -328,12 +425,13 @@ def redemptions(quick: bool, clients: int = 16) -> list[dict]:
 
 
 def run(quick: bool = False, only: tuple[str, ...] = ("earning", "expiry", "redeem"), members: int | None = None,
-        lots: int = 10, backends: tuple[str, ...] = ("sqlite", "postgres")) -> list[dict]:
+        lots: int = 10, backends: tuple[str, ...] = ("sqlite", "postgres"), template: str | None = None,
+        connections: int = 2, check: bool | None = None) -> list[dict]:
     rows = []
     if "earning" in only:
         rows += earning(quick, backends)
     if "expiry" in only:
-        rows += expiry(quick, members, lots)
+        rows += expiry(quick, members, lots, template, connections, check)
     if "redeem" in only:
         rows += redemptions(quick)
     return rows
@@ -346,7 +444,11 @@ if __name__ == "__main__":
     parser.add_argument("--members", type=int, default=None)
     parser.add_argument("--lots", type=int, default=10)
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgres"])
+    parser.add_argument("--template", help="expiry: fill this PostgreSQL database once and copy it for each run")
+    parser.add_argument("--connections", type=int, default=2, help="expiry: connections sweeping at once")
+    parser.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None,
+                        help="expiry: run `verify` afterwards (default: up to 20,000 members)")
     args = parser.parse_args()
     for row in run(args.quick, tuple(args.only.split(",")), args.members, args.lots,
-                   tuple(args.backend or ("sqlite", "postgres"))):
+                   tuple(args.backend or ("sqlite", "postgres")), args.template, args.connections, args.verify):
         print(row)

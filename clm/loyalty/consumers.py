@@ -52,6 +52,25 @@ def handle_outbox_row(session: Session, program: Program, row, now: datetime) ->
                                    f"Welcome: {rule.name}")
 
 
+def handle_outbox_rows(session: Session, program: Program, rows, now: datetime) -> None:
+    """Handle `rows` in their order; each run of `order.completed` rows earns as one batch
+    (`batch_earning.earn_orders`: a few statements for the whole run, not a few dozen per order)."""
+    from clm.loyalty.batch_earning import earn_orders
+
+    completed: list[int] = []
+    for row in rows:
+        order_id = (row.payload or {}).get("order_id")
+        if row.topic == "order.completed" and isinstance(order_id, int):
+            completed.append(order_id)
+            continue
+        if completed:
+            earn_orders(session, program, completed, now)
+            completed = []
+        handle_outbox_row(session, program, row, now)
+    if completed:
+        earn_orders(session, program, completed, now)
+
+
 class OutboxConsumer:
     name = "loyalty.outbox"
 
@@ -65,8 +84,7 @@ class OutboxConsumer:
         rows = self.tail.read(session, self.batch)
         program = get_program(session)
         if rows and program is not None and program.active:
-            for row in rows:
-                handle_outbox_row(session, program, row, now)
+            handle_outbox_rows(session, program, rows, now)
         self.tail.advance(session, rows)
         return len(rows)
 

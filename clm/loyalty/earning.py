@@ -42,38 +42,49 @@ def _items(session: Session, order: Order) -> list[tuple[str | None, int]]:
 
 def order_earning(session: Session, program: Program, order: Order, tier_key: str | None,
                   tier_percent: int) -> Earning:
-    """The points `order` earns under the rules active when it was placed (caps counted at that time).
-
-    The base is the order's total less shipping and tax, shared over its items by their amounts (so a
-    discount lowers every item's share); each item earns base points plus each matching multiplier's
-    extra percentage plus the tier's; each spend rule's sum is rounded once by its rounding rule.
-    """
+    """The points `order` earns under the rules active when it was placed (caps counted at that time)."""
     at = order.placed_at
-    base = max(order.total - order.shipping - order.tax, 0)
+    spend_rules = [(r, rules.SpendConfig.model_validate(r.config)) for r in rules.active_rules(session, at, "spend")]
+    multipliers = [(r, rules.MultiplierConfig.model_validate(r.config))
+                   for r in rules.active_rules(session, at, "multiplier")] if spend_rules else []
+    return compute_earning(
+        max(order.total - order.shipping - order.tax, 0), lambda: _items(session, order), spend_rules, multipliers,
+        tier_key, tier_percent,
+        lambda rule, points: _capped(session, program, rule, order.customer_id, at, points))
+
+
+def compute_earning(base: int, items, spend_rules: list[tuple[Rule, rules.SpendConfig]],
+                    multipliers: list[tuple[Rule, rules.MultiplierConfig]], tier_key: str | None, tier_percent: int,
+                    capped) -> Earning:
+    """What an order of `base` (its total less shipping and tax) earns: the arithmetic alone, shared by the
+    one-order path and the batch earner. `items()` gives (category, amount) per item, `capped(rule, points)`
+    what a rule may still give, the rules are those active when the order was placed.
+
+    The base is shared over the items by their amounts (so a discount lowers every item's share); each
+    item earns base points plus each matching multiplier's extra percentage plus the tier's; each spend
+    rule's sum is rounded once by its rounding rule.
+    """
     result = Earning(spend=base)
-    spend_rules = rules.active_rules(session, at, "spend")
     if not spend_rules or base == 0:
         return result
-    multipliers = [(r, rules.MultiplierConfig.model_validate(r.config)) for r in rules.active_rules(session, at, "multiplier")]
     multipliers = [(r, c) for r, c in multipliers if not c.tiers or tier_key in c.tiers]
-    items = _items(session, order)
+    items = items()
     items_total = sum(amount for _, amount in items)
     shares = ([(category, Fraction(base * amount, items_total)) for category, amount in items if amount]
               if items_total > 0 else [(None, Fraction(base))])
-    for spend_rule in spend_rules:
-        config = rules.SpendConfig.model_validate(spend_rule.config)
+    for spend_rule, config in spend_rules:
         rate = Fraction(config.points, config.per_amount)
         raw_base = sum((share * rate for _, share in shares), Fraction(0))
         raw_tier = raw_base * Fraction(tier_percent - 100, 100)
         base_points = rules.round_points(raw_base + raw_tier, config.rounding)
-        granted = _capped(session, program, spend_rule, order.customer_id, at, base_points)
+        granted = capped(spend_rule, base_points)
         result.by_rule[spend_rule.id] = result.by_rule.get(spend_rule.id, 0) + granted
         result.tier_bonus += max(granted - rules.round_points(raw_base, config.rounding), 0)
         points = granted
         for mult_rule, mult in multipliers:
             chosen = [share for category, share in shares if not mult.categories or category in mult.categories]
             extra = sum(chosen, Fraction(0)) * rate * Fraction(mult.percent - 100, 100)
-            bonus = _capped(session, program, mult_rule, order.customer_id, at, rules.round_points(extra, config.rounding))
+            bonus = capped(mult_rule, rules.round_points(extra, config.rounding))
             if bonus:
                 result.by_rule[mult_rule.id] = result.by_rule.get(mult_rule.id, 0) + bonus
             points += bonus

@@ -115,22 +115,22 @@ def settle_chunk(session: Session, members: list[sa.Row], now: datetime) -> None
                     "available": available, "pending": pending, "debt": member.debt}))
         balances[cid] = [available, pending, expired]
 
-    _insert(session, _entries, _ENTRY_COLUMNS, entries)
-    _insert(session, _uses, ("customer_id", "entry_id", "lot_id", "points", "of_use_id"), uses)
+    insert_bulk(session, _entries, _ENTRY_COLUMNS, entries)
+    insert_bulk(session, _uses, ("customer_id", "entry_id", "lot_id", "points", "of_use_id"), uses)
     if released_ids:
         session.execute(sa.update(_lots).where(ids_condition(_lots.c.id, "ids", dialect)).values(released=True),
                         {"ids": ids_value(released_ids, dialect)})
     if expired_ids:
         session.execute(sa.update(_lots).where(ids_condition(_lots.c.id, "ids", dialect)).values(remaining=0),
                         {"ids": ids_value(expired_ids, dialect)})
-    due = _next_due(session, ids_param, dialect)
+    due = next_due(session, ids_param, dialect)
     _update_members(session, [(*balances[cid], due.get(cid), now, cid) for cid in ids])
     at = utcnow()
-    _insert(session, _outbox, ("topic", "customer_id", "payload", "created_at"),
+    insert_bulk(session, _outbox, ("topic", "customer_id", "payload", "created_at"),
             [(topic, cid, payload, at) for topic, cid, payload in events])
 
 
-def _next_due(session: Session, ids_param: dict, dialect: str) -> dict[int, datetime]:
+def next_due(session: Session, ids_param: dict, dialect: str) -> dict[int, datetime]:
     """Each member's next time-driven change: the earliest return window end of an unreleased lot with points
     left, or the earliest expiry of a lot with points left (as `ledger._schedule`)."""
     rows = session.execute(
@@ -150,7 +150,7 @@ def _next_due(session: Session, ids_param: dict, dialect: str) -> dict[int, date
 _MEMBER_COLUMNS = ("available", "pending", "expired", "next_due_at", "updated_at")
 
 
-def _insert(session: Session, table: sa.Table, columns: Sequence[str], rows: list[tuple]) -> None:
+def insert_bulk(session: Session, table: sa.Table, columns: Sequence[str], rows: list[tuple]) -> None:
     """INSERT `rows`: on PostgreSQL one statement whatever their number (a column of values is one array
     parameter, read back with unnest); on SQLite one executemany (in-process, already cheap)."""
     if not rows:
@@ -162,13 +162,19 @@ def _insert(session: Session, table: sa.Table, columns: Sequence[str], rows: lis
 
 
 def _update_members(session: Session, rows: list[tuple]) -> None:
-    """Set `_MEMBER_COLUMNS` of each member (rows end with the customer id): one UPDATE ... FROM unnest on
+    update_members(session, _MEMBER_COLUMNS, rows)
+
+
+def update_members(session: Session, columns: Sequence[str], rows: list[tuple]) -> None:
+    """Set `columns` of each member (rows end with the customer id): one UPDATE ... FROM unnest on
     PostgreSQL, an executemany on SQLite."""
-    if session.get_bind().dialect.name != "postgresql":
-        update_rows(session, _members, _MEMBER_COLUMNS, rows, key="customer_id")
+    if not rows:
         return
-    columns = (*_MEMBER_COLUMNS, "customer_id")
-    session.connection().exec_driver_sql(_unnest_update(), _arrays(_members, columns, rows))
+    if session.get_bind().dialect.name != "postgresql":
+        update_rows(session, _members, columns, rows, key="customer_id")
+        return
+    session.connection().exec_driver_sql(_unnest_update(tuple(columns)),
+                                         _arrays(_members, (*columns, "customer_id"), rows))
 
 
 def _pg_type(column: sa.Column) -> tuple[str, str]:
@@ -208,12 +214,12 @@ def _unnest_insert(table: sa.Table, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {_quote(table.name)} ({names}) SELECT {picks} FROM unnest({arrays}) AS v({aliases})"  # noqa: S608
 
 
-@lru_cache(maxsize=1)
-def _unnest_update() -> str:
-    columns = (*_MEMBER_COLUMNS, "customer_id")
-    types = [_pg_type(_members.c[c]) for c in columns]
-    sets = ", ".join(f"{_quote(c)} = v.{_quote(c)}" for c in _MEMBER_COLUMNS)
+@lru_cache(maxsize=8)
+def _unnest_update(columns: tuple[str, ...]) -> str:
+    every = (*columns, "customer_id")
+    types = [_pg_type(_members.c[c]) for c in every]
+    sets = ", ".join(f"{_quote(c)} = v.{_quote(c)}" for c in columns)
     arrays = ", ".join(f"%s::{array}" for array, _ in types)
-    aliases = ", ".join(_quote(c) for c in columns)
+    aliases = ", ".join(_quote(c) for c in every)
     return (f"UPDATE {_quote(_members.name)} AS m SET {sets} FROM unnest({arrays}) AS v({aliases}) "  # noqa: S608
             "WHERE m.customer_id = v.customer_id")

@@ -165,8 +165,6 @@ def round_points(value: Fraction, rounding: str) -> int:
 
 def cap_left(session: Session, rule: Rule, customer_id: int, at: datetime, timezone: str) -> int | None:
     """Points `rule` may still give `customer_id` at `at` under its caps (None: no cap)."""
-    caps = Caps.model_validate(rule.config.get("caps") or {})
-    limits: list[int] = []
 
     def given(since: datetime | None) -> int:
         query = sa.select(sa.func.coalesce(sa.func.sum(RuleAward.points), 0)).where(
@@ -175,6 +173,13 @@ def cap_left(session: Session, rule: Rule, customer_id: int, at: datetime, timez
             query = query.where(RuleAward.created_at > since, RuleAward.created_at <= at)
         return int(session.scalar(query))
 
+    return cap_left_by(Caps.model_validate(rule.config.get("caps") or {}), at, timezone, given)
+
+
+def cap_left_by(caps: Caps, at: datetime, timezone: str, given) -> int | None:
+    """What `caps` leave at `at`, given `given(since)`: the points the rule gave the customer in
+    (since, at], or ever when since is None. (The batch earner counts from awards it holds in memory.)"""
+    limits: list[int] = []
     if caps.per_day is not None:
         zone = ZoneInfo(timezone)
         local = at.astimezone(zone)
@@ -185,6 +190,11 @@ def cap_left(session: Session, rule: Rule, customer_id: int, at: datetime, timez
     if caps.per_customer is not None:
         limits.append(caps.per_customer - given(None))
     return max(min(limits), 0) if limits else None
+
+
+def has_caps(rule: Rule) -> bool:
+    caps = (rule.config or {}).get("caps") or {}
+    return any(caps.get(name) is not None for name in ("per_day", "per_period", "per_customer"))
 
 
 def matches(config: EventConfig, properties: dict[str, Any]) -> bool:
