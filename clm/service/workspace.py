@@ -195,9 +195,10 @@ def thread(session: Session, ticket_id: int, after: datetime | None = None) -> l
     notes = sa.select(Note).where(Note.ticket_id == ticket_id)
     if after is not None:
         messages, notes = messages.where(Message.created_at > after), notes.where(Note.created_at > after)
-    for m in session.scalars(messages.order_by(Message.created_at, Message.id)):
-        files = tuple(a for a in (m.attachments or []) if isinstance(a, dict) and a.get("id"))
-        entries.append(Entry(m.direction, m.created_at, m.id, m.body, m.author_id, attachments=files))
+    rows = list(session.scalars(messages.order_by(Message.created_at, Message.id)))
+    files = _files_of(session, [m.id for m in rows])
+    for m in rows:
+        entries.append(Entry(m.direction, m.created_at, m.id, m.body, m.author_id, attachments=files.get(m.id, ())))
     for n in session.scalars(notes.order_by(Note.created_at, Note.id)):
         entries.append(Entry("note", n.created_at, n.id, n.body, n.author_id))
     for c in audit.history(session, ticket_id):
@@ -206,6 +207,19 @@ def thread(session: Session, ticket_id: int, after: datetime | None = None) -> l
         entries.append(Entry("change", c.at, c.id, None, c.user_id, c))
     order = {"in": 0, "out": 0, "note": 1, "change": 2}
     return sorted(entries, key=lambda e: (e.at, order[e.kind], e.id))
+
+
+def _files_of(session: Session, message_ids: list[int]) -> dict[int, tuple[dict[str, Any], ...]]:
+    """The stored files of these messages (the attachments table, not what a message's JSON claims)."""
+    from clm.service.mail.models import Attachment
+
+    out: dict[int, list[dict[str, Any]]] = {}
+    for chunk in range(0, len(message_ids), 500):
+        for file_id, message_id, name, size in session.execute(
+                sa.select(Attachment.id, Attachment.message_id, Attachment.filename, Attachment.size)
+                .where(Attachment.message_id.in_(message_ids[chunk:chunk + 500])).order_by(Attachment.id)):
+            out.setdefault(message_id, []).append({"id": file_id, "filename": name, "size": size})
+    return {k: tuple(v) for k, v in out.items()}
 
 
 # --- the customer beside the conversation ----------------------------------------------------------------

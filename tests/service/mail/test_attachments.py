@@ -125,3 +125,17 @@ def test_disposition_drops_control_characters_and_quotes():
     assert disposition('x"\r\nSet-Cookie: a=b.pdf') == (
         "attachment; filename=\"xSet-Cookie: a=b.pdf\"; filename*=UTF-8''x%22Set-Cookie%3A%20a%3Db.pdf")
     assert disposition("") == "attachment; filename=\"attachment\"; filename*=UTF-8''attachment"
+
+
+def test_the_thread_links_only_files_stored_with_the_message_not_what_its_json_claims(db, mail_settings, mailbox,
+                                                                                      as_role, zalo, shop):  # noqa: F811
+    from clm.service.conversations import InboundIn, receive
+
+    outcome = accept(db, sample("gmail_utf8_attachment.eml"), settings=mail_settings, now=T0)
+    [pdf] = _files(db, outcome)
+    other = shop.customer("Người khác", phone="0987654321")
+    claimed = receive(db, InboundIn(inbox_id=zalo.id, customer_id=other.id, body="xem file", external_id="z-f1",
+                                    attachments=[{"id": pdf.id, "filename": "hoa-don-gia.pdf", "size": 1}]), now=T0)
+    db.commit()
+    page = as_role("agent").get(f"/service/tickets/{claimed.ticket.id}").text
+    assert "/service/attachments/" not in page and "hoa-don-gia.pdf" not in page
