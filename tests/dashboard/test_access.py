@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -91,6 +92,13 @@ ROUTES = [
     ("GET", "/sales", "sales"),
     ("GET", "/sales/board", "sales"),
     ("POST", "/sales/opportunities/{id}/stage", "sales"),
+    ("GET", "/sales/opportunities/{id}", "sales"),
+    ("POST", "/sales/opportunities/{id}", "sales"),
+    ("POST", "/sales/opportunities/{id}/products", "sales"),
+    ("POST", "/sales/opportunities/{id}/activities", "sales"),
+    ("POST", "/sales/opportunities/{id}/tasks", "sales"),
+    ("POST", "/sales/leads/{id}/tasks", "sales"),
+    ("POST", "/sales/tasks/{id}/done", "sales"),
     ("POST", "/sales/notifications/read", "sales"),
     ("GET", "/sales/leads", "sales"),
     ("GET", "/sales/leads/{id}", "sales"),
@@ -108,6 +116,13 @@ ROUTES = [
     ("GET", "/sales/assignment", "sales:manage"),
     ("POST", "/sales/assignment/new", "sales:manage"),
     ("POST", "/sales/assignment/{id}/delete", "sales:manage"),
+    ("GET", "/sales/points", "sales:manage"),
+    ("GET", "/sales/points/new", "sales:manage"),
+    ("POST", "/sales/points/new", "sales:manage"),
+    ("POST", "/sales/points/builder", "sales:manage"),
+    ("GET", "/sales/points/{id}", "sales:manage"),
+    ("POST", "/sales/points/{id}", "sales:manage"),
+    ("POST", "/sales/points/{id}/delete", "sales:manage"),
     ("GET", "/service", "service"),
     ("GET", "/service/inbox", "service"),
     ("POST", "/service/availability", "service"),
@@ -138,6 +153,9 @@ ROUTES = [
 ]
 GUARDED = [r for r in ROUTES if r[2] != "public"]
 # The journey builder's form of: on an API call, exit.
+# A points rule's form: a rule tree as the segment builder posts it.
+POINT_FORM = {"name": "Khách Huế", "points": "10", "active": "1", "r.kind": "group", "r.mode": "all", "r.0.kind": "cond",
+              "r.0.type": "profile", "r.0.field": "city", "r.0.op": "eq", "r.0.value": "Huế"}
 JOURNEY_FORM = {"name": "Huế", "start": "end", "t.type": "api", "e.reentry": "never", "n.0.id": "end", "n.0.type": "exit",
                 "n.0.previous_type": "exit"}
 BODIES = {
@@ -169,6 +187,14 @@ BODIES = {
     "/sales/opportunities/{id}/stage": {"stage": "proposal"},
     "/sales/leads/{id}": {"priority": "high"},
     "/sales/leads/{id}/activities": {"kind": "note", "subject": "Ghi chú"},
+    "/sales/opportunities/{id}": {"priority": "high"},
+    "/sales/opportunities/{id}/products": {"sku": "SOFA-L", "quantity": "1", "price": "1000000"},
+    "/sales/opportunities/{id}/activities": {"kind": "note", "subject": "Ghi chú"},
+    "/sales/opportunities/{id}/tasks": {"subject": "Gọi lại", "due_at": "2031-03-02T10:00"},
+    "/sales/leads/{id}/tasks": {"subject": "Gọi lại", "due_at": "2031-03-02T10:00"},
+    "/sales/points/new": POINT_FORM,
+    "/sales/points/{id}": POINT_FORM,
+    "/sales/points/builder": {**POINT_FORM, "action": "add:r"},
     "/sales/leads/bulk": lambda target: {"action": "priority", "priority": "high",
                                          "lead_ids": str(target["/sales/leads/"])},
     "/sales/forms/new": {"key": "acc-form", "title": "Báo giá", "fields": "phone"},
@@ -268,20 +294,25 @@ def loyalty_target(db, customer) -> dict:
 
 
 def sales_target(db, staff_id: int) -> dict:
-    """A lead, an open deal, a lead form and an assignment rule for the /sales pages."""
+    """A lead, an open deal and its task, a lead form, an assignment rule and a points rule for the /sales pages."""
     from clm.sales.assignment import RuleIn, save_rule
     from clm.sales.lead_forms import FormIn, save_form
     from clm.sales.leads import LeadIn, capture_lead
     from clm.sales.opportunities import DealIn, convert_lead
+    from clm.sales.points import PointRuleIn, save_point_rule
+    from clm.sales.tasks import TaskIn, create_task
 
     lead = capture_lead(db, LeadIn(phone="0909000111", name="Khách tiềm năng"), score=False).lead
     other = capture_lead(db, LeadIn(phone="0909000222", name="Khách có cơ hội"), score=False).lead
     deal = convert_lead(db, other.id, DealIn(value=1_000_000))
     form = save_form(db, FormIn(key="acc-sofa", title="Báo giá sofa"))
     rule = save_rule(db, RuleIn(name="Cả đội", user_ids=[staff_id]))
+    task = create_task(db, TaskIn(subject="Gửi báo giá", due_at=datetime(2031, 3, 2, 3, tzinfo=UTC), opportunity_id=deal.id))
+    points = save_point_rule(db, PointRuleIn(name="Khách Huế", points=10, rule={
+        "type": "profile", "field": "city", "op": "eq", "value": "Huế"}))
     db.commit()
     return {"/sales/leads/": lead.id, "/sales/opportunities/": deal.id, "/sales/forms/": form.id,
-            "/sales/assignment/": rule.id}
+            "/sales/assignment/": rule.id, "/sales/tasks/": task.id, "/sales/points/": points.id}
 
 
 def journeys_target(db) -> int:

@@ -1,6 +1,7 @@
 """The pipeline board in a real browser (Debian's chromium, Playwright, uvicorn; SQLite only): a sales rep
 drags a deal card from "New" to "Proposal sent"; the card lands in that column, the column counts change,
-and the move is stored (the deal's stage and a stage change by that rep) and is still there after a reload."""
+and the move is stored (the deal's stage and a stage change by that rep) and is still there after a reload;
+then the card's code opens the deal's own page, which shows that stage and moves the deal on."""
 
 from __future__ import annotations
 
@@ -79,4 +80,18 @@ def test_a_rep_drags_a_deal_to_another_stage_and_the_move_is_stored(page, server
 
     page.reload()
     expect(page.locator(f".kcol[data-stage=proposal] #deal-{deal.id}")).to_be_visible()
+
+    # the card's code opens the deal's own page: its stage is the one it was dragged to, and it moves from there
+    page.locator(f"#deal-{deal.id} a.kcard-code").click()
+    expect(page).to_have_url(f"{server_url}/sales/opportunities/{deal.id}")
+    expect(page.locator("#deal-stages li.current")).to_contain_text("Proposal sent")
+    expect(page.locator("#deal-value")).to_contain_text("18,500,000")
+    expect(page.locator("#deal-changes")).to_contain_text("Sales Nguyễn")  # the rep who dragged it
+    page.locator("#deal-stage-form select[name=stage]").select_option("negotiation")
+    page.locator("#deal-stage-form button[type=submit]").click()
+    expect(page).to_have_url(f"{server_url}/sales/opportunities/{deal.id}")
+    expect(page.locator("#deal-stages li.current")).to_contain_text("Negotiation")
+    page.screenshot(path=str(tmp_path / "deal.png"), full_page=True)
+    db.expire_all()
+    assert db.get(PipelineStage, db.get(Opportunity, deal.id).stage_id).key == "negotiation"
     assert page.problems == []

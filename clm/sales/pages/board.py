@@ -70,8 +70,10 @@ def board_page(request: Request, pipeline: str | None = None, owner: str | None 
 def move(request: Request, opportunity_id: int, data: dict = Depends(form_data), user=Depends(allowed),
          db: Session = Depends(get_session)):
     """What a drop on a column (or the card's "move to" form) does: move the deal, answer the board again
-    (the script swaps it in) or, for a plain form, go back to the board."""
+    (the script swaps it in) or, for a plain form, go back to the board; from the deal's own page
+    (`back=deal`), back to that page, a refusal shown there."""
     owner_id = _int(data.get("owner"))
+    from_deal = data.get("back") == "deal"
     fetched = request.headers.get("X-Requested-With") == "fetch"
     t = i18n.translator(i18n.pick_locale(request, user))
     error, status_code = None, 200
@@ -90,6 +92,12 @@ def move(request: Request, opportunity_id: int, data: dict = Depends(form_data),
         field = getattr(exc, "field", None)
         error = t("sales.board.refused", message=f"{field}: {exc.message}" if field else exc.message)
         status_code = 409 if isinstance(exc, SalesConflict) else 422
+    if from_deal:
+        from clm.sales.pages.deal import deal_page
+
+        if error:
+            return deal_page(request, db, user, opportunity_id, error=error, status_code=status_code)
+        return RedirectResponse(f"/sales/opportunities/{opportunity_id}", status_code=303)
     if fetched:
         return _board(request, db, user, pipeline_id, owner_id, error=error, partial=True, status_code=status_code)
     if error:

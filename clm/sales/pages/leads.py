@@ -24,6 +24,8 @@ from clm.sales.errors import SalesConflict
 from clm.sales.models import ACTIVITY_KINDS, CLASSIFICATIONS, LEAD_STATUSES, PRIORITIES, SOURCES, Opportunity
 from clm.sales.opportunities import DealIn, convert_lead
 from clm.sales.pages.common import shared, staff
+from clm.sales.pages.deal import task_from
+from clm.sales.pages.history import customer_history
 from clm.sales.tasks import list_tasks
 from clm.web import i18n
 from clm.web.auth import require
@@ -71,6 +73,10 @@ def _list_page(request: Request, db: Session, user, given: dict[str, Any], *, up
         error = t("sales.leads.bad_cursor")
     customers = {c.id: c for c in db.scalars(sa.select(Customer).where(
         Customer.id.in_({lead.customer_id for lead in rows})))} if rows else {}
+    converted = [lead.id for lead in rows if lead.status == "converted"]
+    deals = {lead_id: (i, code) for i, code, lead_id in db.execute(sa.select(
+        Opportunity.id, Opportunity.code, Opportunity.lead_id).where(Opportunity.lead_id.in_(converted)))} \
+        if converted else {}
 
     def page_url(position: str | None) -> str:
         params = {k: v for k, v in f.items() if v and k != "cursor"}
@@ -79,7 +85,7 @@ def _list_page(request: Request, db: Session, user, given: dict[str, Any], *, up
         return "/sales/leads" + ("?" + urlencode(params) if params else "")
 
     return render(request, "sales/leads.html", status_code=status_code, f=f, rows=rows, customers=customers,
-                  next_cursor=next_cursor, page_url=page_url, error=error, staff=staff(db), people=dict(staff(db)),
+                  next_cursor=next_cursor, page_url=page_url, error=error, staff=staff(db), people=dict(staff(db)), deals=deals,
                   statuses=LEAD_STATUSES, sources=SOURCES, priorities=PRIORITIES, classifications=CLASSIFICATIONS,
                   filtered=any(f[k] for k in ("q", "status", "source", "priority", "classification", "owner")),
                   updated=updated, bulk_error=bulk_error, here=page_url(f["cursor"]), **shared(request, db, user))
@@ -140,8 +146,10 @@ def _lead_page(request: Request, db: Session, user, lead_id: int, error: str | N
     customer = db.get(Customer, lead.customer_id)
     opportunity = db.scalar(sa.select(Opportunity).where(Opportunity.lead_id == lead.id))
     people = staff(db)
+    locale = i18n.pick_locale(request, user)
     return render(request, "sales/lead.html", status_code=status_code, lead=lead, customer=customer,
                   opportunity=opportunity, activities=list_activities(db, lead_id=lead.id, limit=50),
+                  history=customer_history(db, lead.customer_id, locale, request.app.state.settings.timezone),
                   tasks=list_tasks(db, lead_id=lead.id, open_only=False, limit=50), staff=people, people=dict(people),
                   statuses=[s for s in LEAD_STATUSES if s != "converted"], priorities=PRIORITIES,
                   classifications=CLASSIFICATIONS, activity_kinds=ACTIVITY_KINDS, error=error,
@@ -205,6 +213,17 @@ def lead_activity(request: Request, lead_id: int, data: dict = Depends(form_data
     def work() -> None:
         log_activity(db, ActivityIn(kind=str(data.get("kind", "")), subject=str(data.get("subject", "")).strip(),
                                     body=_blank(data.get("body")), lead_id=lead_id), user_id=user.id)
+
+    return _act(request, db, user, lead_id, work)
+
+
+@router.post("/sales/leads/{lead_id}/tasks")
+def lead_task(request: Request, lead_id: int, data: dict = Depends(form_data), user=Depends(allowed),
+              db: Session = Depends(get_session)):
+    from clm.sales.tasks import create_task
+
+    def work() -> None:
+        create_task(db, task_from(request, data, lead_id=lead_id), created_by=user.id)
 
     return _act(request, db, user, lead_id, work)
 
