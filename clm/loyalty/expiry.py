@@ -209,7 +209,7 @@ def _unnest_insert(table: sa.Table, columns: tuple[str, ...]) -> str:
     types = [_pg_type(table.c[c]) for c in columns]
     names = ", ".join(_quote(c) for c in columns)
     picks = ", ".join(f"v{i}{cast}" for i, (_, cast) in enumerate(types))
-    arrays = ", ".join(f"%s::{array}" for array, _ in types)
+    arrays = ", ".join(f"%b::{array}" for array, _ in types)
     aliases = ", ".join(f"v{i}" for i in range(len(columns)))
     return f"INSERT INTO {_quote(table.name)} ({names}) SELECT {picks} FROM unnest({arrays}) AS v({aliases})"  # noqa: S608
 
@@ -219,7 +219,7 @@ def _unnest_update(columns: tuple[str, ...]) -> str:
     every = (*columns, "customer_id")
     types = [_pg_type(_members.c[c]) for c in every]
     sets = ", ".join(f"{_quote(c)} = v.{_quote(c)}" for c in columns)
-    arrays = ", ".join(f"%s::{array}" for array, _ in types)
+    arrays = ", ".join(f"%b::{array}" for array, _ in types)
     aliases = ", ".join(_quote(c) for c in every)
     return (f"UPDATE {_quote(_members.name)} AS m SET {sets} FROM unnest({arrays}) AS v({aliases}) "  # noqa: S608
             "WHERE m.customer_id = v.customer_id")

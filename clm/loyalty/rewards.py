@@ -161,9 +161,11 @@ def redeem(session: Session, program: Program, customer_id: int, *, idempotency_
     ledger.settle(session, member, program, now)
     if reward_id is not None:
         query = sa.select(Reward).where(Reward.id == reward_id)
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update()  # stock: one redemption at a time takes the last one
         reward = session.scalar(query)
+        if reward is not None and reward.stock is not None and session.get_bind().dialect.name == "postgresql":
+            # stock: one redemption at a time takes the last one. Only then: a reward without stock is not
+            # locked, or every redemption of it would wait for the one before (all members at once)
+            reward = session.scalar(query.with_for_update().execution_options(populate_existing=True))
         if reward is None:
             raise NotFound("reward", reward_id)
         why = _unavailable(reward, member, now)

@@ -132,7 +132,7 @@ def _snapshot(db, marks):
     return members, lots, stored, referrals, by_customer
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(shape=a_program, history=st.lists(an_order, max_size=5), orders=st.lists(an_order, min_size=1, max_size=12),
        later=st.integers(0, 90), repeat=st.booleans())
