@@ -28,33 +28,42 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+Key = ApiKey | WriteKey
+
+
 def create_api_key(session: Session, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
     """Make a key; returns the row and the secret (the only time it exists in clear)."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise ValueError(f"unknown scope {unknown[0]!r}; choose from {', '.join(SCOPES)}")
-    secret = "clm_" + secrets.token_urlsafe(32)
-    row = ApiKey(name=name, prefix=secret[:10], key_hash=digest(secret), scopes=list(scopes), created_at=utcnow())
-    session.add(row)
-    session.flush()
-    return row, secret
+    return _issue(session, ApiKey, "clm_", 32, name=name, scopes=list(scopes))
 
 
 def find_api_key(session: Session, secret: str) -> ApiKey | None:
-    row = session.scalar(sa.select(ApiKey).where(ApiKey.key_hash == digest(secret)))
-    return row if row is not None and row.revoked_at is None else None
+    return _find(session, ApiKey, secret)
 
 
 def create_write_key(session: Session, name: str) -> tuple[WriteKey, str]:
-    secret = "wk_" + secrets.token_urlsafe(24)
-    row = WriteKey(name=name, prefix=secret[:9], key_hash=digest(secret), created_at=utcnow())
+    return _issue(session, WriteKey, "wk_", 24, name=name)
+
+
+def find_write_key(session: Session, secret: str) -> WriteKey | None:
+    return _find(session, WriteKey, secret)
+
+
+def _issue(session: Session, model: type[Key], tag: str, size: int, **fields) -> tuple[Key, str]:
+    """A new key row: the secret is `tag` and `size` random bytes; its first 6 characters after the tag are
+    kept in clear (to tell keys apart), the whole only as a digest."""
+    secret = tag + secrets.token_urlsafe(size)
+    row = model(prefix=secret[:len(tag) + 6], key_hash=digest(secret), created_at=utcnow(), **fields)
     session.add(row)
     session.flush()
     return row, secret
 
 
-def find_write_key(session: Session, secret: str) -> WriteKey | None:
-    row = session.scalar(sa.select(WriteKey).where(WriteKey.key_hash == digest(secret)))
+def _find(session: Session, model: type[Key], secret: str) -> Key | None:
+    """The key with this secret, unless it was revoked."""
+    row = session.scalar(sa.select(model).where(model.key_hash == digest(secret)))
     return row if row is not None and row.revoked_at is None else None
 
 
