@@ -8,8 +8,9 @@ the CTI token).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,7 +30,18 @@ manage = Depends(require_scope("service:manage"))
 
 
 class _Out(BaseModel):
+    """Read from the service's rows (a list model's `data` takes the rows as they are)."""
     model_config = ConfigDict(from_attributes=True)
+
+
+Out = TypeVar("Out", bound=BaseModel)
+
+
+def _saved(out: type[Out], session: Session, save: Callable[..., Any], *args: Any) -> Out:
+    """`save(session, *args)` in one writer's transaction (a refusal applies nothing), answered as `out`."""
+    with writing(session):
+        row = save(session, *args)
+    return out.model_validate(row)
 
 
 class TriggerOut(_Out):
@@ -150,7 +162,7 @@ class CtiTokenOut(BaseModel):
 @router.get("/triggers", response_model=TriggerList, summary="Triggers, in the order they run", dependencies=[read],
             responses=error_responses(422))
 def triggers_list(session: Session = Depends(get_session)) -> TriggerList:
-    return TriggerList(data=[TriggerOut.model_validate(t) for t in automation.list_triggers(session)])
+    return TriggerList(data=automation.list_triggers(session))
 
 
 @router.post("/triggers", response_model=TriggerOut, status_code=201, summary="Add a trigger", dependencies=[manage],
@@ -159,17 +171,13 @@ def triggers_create(body: automation.TriggerIn, session: Session = Depends(get_s
     """`event`: created, updated or elapsed (`minutes` after `since`, in business hours with `business_hours`).
     `conditions.ticket`: field comparisons; `conditions.customer`: a segment rule tree. Actions: assign, tag,
     set_priority, set_status, reply (a canned reply), notify, task, note."""
-    with writing(session):
-        row = automation.save_trigger(session, body)
-    return TriggerOut.model_validate(row)
+    return _saved(TriggerOut, session, automation.save_trigger, body)
 
 
 @router.put("/triggers/{trigger_id}", response_model=TriggerOut, summary="Change a trigger", dependencies=[manage],
             responses=error_responses(404, 422))
 def triggers_put(trigger_id: Id, body: automation.TriggerIn, session: Session = Depends(get_session)) -> TriggerOut:
-    with writing(session):
-        row = automation.save_trigger(session, body, trigger_id)
-    return TriggerOut.model_validate(row)
+    return _saved(TriggerOut, session, automation.save_trigger, body, trigger_id)
 
 
 @router.delete("/triggers/{trigger_id}", status_code=204, summary="Remove a trigger", dependencies=[manage],
@@ -188,7 +196,7 @@ def triggers_delete(trigger_id: Id, session: Session = Depends(get_session)) -> 
 def canned_list(session: Session = Depends(get_session),
                 q: Annotated[str | None, text_param("Key or title containing this (diacritics ignored).", 120)] = None
                 ) -> CannedList:
-    return CannedList(data=[CannedOut.model_validate(r) for r in canned.list_canned(session, q)])
+    return CannedList(data=canned.list_canned(session, q))
 
 
 @router.post("/canned-replies", response_model=CannedOut, status_code=201, summary="Add a canned reply",
@@ -196,17 +204,13 @@ def canned_list(session: Session = Depends(get_session),
 def canned_create(body: canned.CannedIn, session: Session = Depends(get_session)) -> CannedOut:
     """Bodies per language (vi, en) with variables {{ customer.name }}, {{ ticket.number }}, {{ agent.name }};
     an unknown variable is refused here."""
-    with writing(session):
-        row = canned.save_canned(session, body)
-    return CannedOut.model_validate(row)
+    return _saved(CannedOut, session, canned.save_canned, body)
 
 
 @router.put("/canned-replies/{reply_id}", response_model=CannedOut, summary="Change a canned reply",
             dependencies=[manage], responses=error_responses(404, 422))
 def canned_put(reply_id: Id, body: canned.CannedIn, session: Session = Depends(get_session)) -> CannedOut:
-    with writing(session):
-        row = canned.save_canned(session, body, reply_id)
-    return CannedOut.model_validate(row)
+    return _saved(CannedOut, session, canned.save_canned, body, reply_id)
 
 
 @router.post("/canned-replies/{reply_id}/render", response_model=Rendered, summary="A canned reply for a ticket",
@@ -222,15 +226,13 @@ def canned_render(reply_id: Id, body: RenderBody, session: Session = Depends(get
 
 @router.get("/macros", response_model=MacroList, summary="Macros", dependencies=[read], responses=error_responses(422))
 def macros_list(session: Session = Depends(get_session)) -> MacroList:
-    return MacroList(data=[MacroOut.model_validate(m) for m in automation.list_macros(session)])
+    return MacroList(data=automation.list_macros(session))
 
 
 @router.post("/macros", response_model=MacroOut, status_code=201, summary="Add a macro", dependencies=[manage],
              responses=error_responses(422))
 def macros_create(body: automation.MacroIn, session: Session = Depends(get_session)) -> MacroOut:
-    with writing(session):
-        row = automation.save_macro(session, body)
-    return MacroOut.model_validate(row)
+    return _saved(MacroOut, session, automation.save_macro, body)
 
 
 @router.post("/tickets/{ticket_id}/macro", response_model=MacroApplied, summary="Apply a macro to a ticket",
@@ -258,7 +260,7 @@ def satisfaction_report(
 ) -> ReportOut:
     """Surveys sent in [since, until): answers, average, CSAT % (4-5) or NPS, detractors, promoters."""
     rows = satisfaction.report(session, kind=kind, by=by, since=since, until=until)
-    return ReportOut(kind=kind, by=by, data=[ReportRowOut.model_validate(r) for r in rows])
+    return ReportOut(kind=kind, by=by, data=rows)
 
 
 @router.get("/satisfaction/settings", response_model=satisfaction.SatisfactionSettings,
@@ -291,7 +293,7 @@ def calls_list(
         rows = [c for c in calls.calls_of(session, customer_id, limit) if not missed or c.state == "missed"]
     else:
         rows = calls.recent_calls(session, missed_only=missed, limit=limit)
-    return CallList(data=[CallOut.model_validate(c) for c in rows])
+    return CallList(data=rows)
 
 
 @router.post("/cti/token", response_model=CtiTokenOut, status_code=201, summary="A new CTI endpoint token",
