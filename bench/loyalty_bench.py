@@ -9,7 +9,8 @@
    members and 10,000,000 lots.
 3. Redemptions through the API on PostgreSQL with 16 concurrent clients: redemptions/s and p99 latency.
 
-python bench/loyalty_bench.py [--quick] [--only earning,expiry,redeem] [--members N] [--lots K]
+python bench/loyalty_bench.py [--quick] [--only earning,earning_cpu,expiry,redeem] [--members N] [--lots K]
+    [--template DB] [--connections 2] [--verify]
 PostgreSQL: CLM_BENCH_LOYALTY_POSTGRES_URL (default .../clm_bench_loyalty, dropped and created).
 """
 
@@ -157,6 +158,69 @@ def earning(quick: bool, backends: tuple[str, ...]) -> list[dict]:
                      "events_per_s_with_program": round(with_program), "ratio": round(with_program / without, 3),
                      "all_orders_credited_after_s": None if drained is None else round(drained, 1)})
     return rows
+
+
+def earning_cpu(backend: str, n: int = 3_000, batch: int = 500) -> dict:
+    """CPU per order of earning, in this process and its PostgreSQL backend: one order at a time
+    (`earning.earn_order`, the path before batches) against `batch_earning.earn_orders` on batches of
+    `batch` (what the worker's outbox step does), the same kind of orders, a transaction per `batch` orders.
+    Independent of the machine's load, unlike the ingestion ratio."""
+    import sqlalchemy as sa
+    from queue_drain import cpu_of
+
+    from clm.commerce.models import Order, OrderItem, Product
+    from clm.customers.models import Customer
+    from clm.db.engine import for_writing
+    from clm.loyalty.batch_earning import earn_orders
+    from clm.loyalty.earning import earn_order
+    from clm.loyalty.program import require_program
+    from clm.loyalty.verify import verify
+
+    now = datetime.now(UTC)
+    engine, factory = _session_factory(_url(backend))
+    _start_program(factory, now - timedelta(days=30))
+    rng = random.Random(9)
+    with factory() as s:
+        s.execute(sa.insert(Customer), [{"full_name": f"Khách {i}", "search_text": "", "traits": {},
+                                         "created_at": now, "updated_at": now} for i in range(2_000)])
+        s.execute(sa.insert(Product), [{"sku": f"SKU-{i}", "category": rng.choice(["tea", "skincare", "gift"]),
+                                        "currency": "VND", "properties": {}} for i in range(200)])
+        customers, products = list(s.scalars(sa.select(Customer.id))), list(s.scalars(sa.select(Product.id)))
+        for i in range(2 * n):
+            items = [(rng.choice(products), rng.choice([45_000, 120_000, 259_000, 890_000]), rng.randint(1, 3))
+                     for _ in range(rng.randint(1, 4))]
+            order = Order(external_id=f"SO-{i}", customer_id=rng.choice(customers), status="completed",
+                          currency="VND", total=sum(p * q for _, p, q in items),
+                          placed_at=now - timedelta(days=2) + timedelta(seconds=i % n))
+            s.add(order)
+            s.flush()
+            s.add_all([OrderItem(order_id=order.id, customer_id=order.customer_id, product_id=pid, price=p,
+                                 quantity=q) for pid, p, q in items])
+        s.commit()
+        ids = list(s.scalars(sa.select(Order.id).order_by(Order.id)))
+    out: dict = {"benchmark": f"earning CPU per order, {n} orders over 2,000 customers", "backend": backend}
+    for name, work in (("one_by_one", ids[:n]), (f"batches_of_{batch}", ids[n:])):
+        with factory() as s:
+            pid = s.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar() if backend == "postgres" else None
+            s.commit()
+            own, theirs, t0 = time.process_time(), cpu_of(pid) if pid else 0.0, time.perf_counter()
+            for start in range(0, n, batch):
+                for_writing(s)
+                program = require_program(s)
+                if name == "one_by_one":
+                    for order_id in work[start:start + batch]:
+                        earn_order(s, program, order_id, now)
+                else:
+                    earn_orders(s, program, work[start:start + batch], now)
+                s.commit()
+            out[f"{name}_ms_cpu_process"] = round((time.process_time() - own) / n * 1000, 2)
+            out[f"{name}_ms_cpu_backend"] = round(((cpu_of(pid) if pid else 0.0) - theirs) / n * 1000, 2)
+            out[f"{name}_wall_s"] = round(time.perf_counter() - t0, 1)
+    with factory() as s:
+        out["verify_clean"] = verify(s) == []
+    out["load_1min"] = round(os.getloadavg()[0], 1)
+    engine.dispose()
+    return out
 
 
 # --- 2. the expiry run -----------------------------------------------------------------------------------
@@ -430,6 +494,8 @@ def run(quick: bool = False, only: tuple[str, ...] = ("earning", "expiry", "rede
     rows = []
     if "earning" in only:
         rows += earning(quick, backends)
+    if "earning_cpu" in only:
+        rows += [earning_cpu(backend) for backend in backends]
     if "expiry" in only:
         rows += expiry(quick, members, lots, template, connections, check)
     if "redeem" in only:
