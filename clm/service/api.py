@@ -205,8 +205,16 @@ def messages_receive(body: conversations.InboundIn, response: Response,
     `external_id` again stores nothing and answers 200 (with the ticket once it is filed)."""
     from clm.service import inbound
 
-    with writing(session):
-        row_id, created = inbound.accept(session, "api", body.external_id, body.model_dump(mode="json"))
+    if session.get_bind().dialect.name == "postgresql":  # one transaction with the key check: a round trip less
+        try:
+            row_id, created = inbound.accept(session, "api", body.external_id, body.model_dump(mode="json"))
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+    else:
+        with writing(session):  # SQLite: the key was read in a reader's transaction; a writer's begins here
+            row_id, created = inbound.accept(session, "api", body.external_id, body.model_dump(mode="json"))
     if created:
         return AcceptedOut(created=True, id=row_id, state="queued")
     response.status_code = 200

@@ -34,6 +34,8 @@ from clm.service.errors import ServiceConflict
 from clm.service.models import Inbound, Inbox
 
 BATCH = 500
+# SQLite has one writer: a batch holds it, and the requests accepting messages wait for it meanwhile.
+SQLITE_BATCH = 100
 STEP = "service.inbound"
 _table = Inbound.__table__
 REPLY_SOURCES = ("sms", "zalo", "messenger")
@@ -83,10 +85,12 @@ def waiting(session: Session) -> int:
     return session.scalar(sa.select(sa.func.count()).select_from(Inbound).where(Inbound.processed_at.is_(None)))
 
 
-def process(session: Session, now: datetime | None = None, batch: int = BATCH) -> int:
-    """Process up to `batch` waiting messages in arrival order, in the caller's transaction (the worker
-    claims the step, so one worker at a time). Returns how many rows were processed."""
+def process(session: Session, now: datetime | None = None, batch: int | None = None) -> int:
+    """Process up to `batch` waiting messages (default 500, 100 on SQLite) in arrival order, in the caller's
+    transaction (the worker claims the step, so one worker at a time). Returns how many rows were processed."""
     now = now or utcnow()
+    if batch is None:
+        batch = BATCH if session.get_bind().dialect.name == "postgresql" else SQLITE_BATCH
     query = (sa.select(Inbound).where(Inbound.processed_at.is_(None)).order_by(Inbound.id).limit(batch))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
@@ -188,7 +192,7 @@ class InboundConsumer:
 
     name = STEP
 
-    def __init__(self, batch: int = BATCH):
+    def __init__(self, batch: int | None = None):
         self.batch = batch
 
     def __call__(self, session: Session, now: datetime) -> int:
