@@ -105,8 +105,25 @@ def order_events(n: int, users: int, seed: int = 9) -> list[dict]:
     return out
 
 
-def earning_rate(backend: str, events: list[dict], program: bool, concurrency: int = 8) -> tuple[float, float | None]:
-    """(events/s accepted, seconds after the last request until every order was credited or None)."""
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of process `pid` and its children (the server's worker processes)."""
+    from queue_drain import cpu_of
+
+    total = cpu_of(pid)
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _tree_cpu(int(child))
+    except OSError:
+        pass
+    return total
+
+
+def earning_rate(backend: str, events: list[dict], program: bool,
+                 concurrency: int = 8) -> tuple[float, float | None, float, float]:
+    """(events/s accepted, seconds after the last request until every order was credited or None, CPU
+    seconds of the server (its processes, worker included) while the requests were sent, and until every
+    order was credited). The CPU figures do not depend on the shared machine's load as the rate does."""
     import sqlalchemy as sa
 
     from clm.access.keys import create_write_key
@@ -124,11 +141,13 @@ def earning_rate(backend: str, events: list[dict], program: bool, concurrency: i
         auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
         bodies = [json.dumps({"batch": events[i:i + 100]}).encode() for i in range(0, len(events), 100)]
 
+        cpu0 = _tree_cpu(server.pid)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
             accepted = sum(pool.map(lambda chunk: send_batches(port, auth, chunk, timeout=120),
                                     [bodies[i::concurrency] for i in range(concurrency)]))
         elapsed = time.perf_counter() - t0
+        cpu_sending = _tree_cpu(server.pid) - cpu0
         assert accepted == len(events), (accepted, len(events))
         drained = None
         if program:
@@ -139,7 +158,8 @@ def earning_rate(backend: str, events: list[dict], program: bool, concurrency: i
                         drained = time.perf_counter() - done_at
                         break
                 time.sleep(0.5)
-        return len(events) / elapsed, drained
+        cpu_total = _tree_cpu(server.pid) - cpu0
+        return len(events) / elapsed, drained, cpu_sending, cpu_total
     finally:
         server.terminate()
         server.wait(30)
@@ -151,12 +171,16 @@ def earning(quick: bool, backends: tuple[str, ...]) -> list[dict]:
     events = order_events(n, users=2_000)
     rows = []
     for backend in backends:
-        without, _ = earning_rate(backend, events, program=False)
-        with_program, drained = earning_rate(backend, events, program=True)
+        without, _, cpu_without, _ = earning_rate(backend, events, program=False)
+        with_program, drained, cpu_sending, cpu_with = earning_rate(backend, events, program=True)
         rows.append({"benchmark": "Order Completed via /v1/batch, in-process worker reacting", "backend": backend,
                      "events": n, "events_per_s_without_program": round(without),
                      "events_per_s_with_program": round(with_program), "ratio": round(with_program / without, 3),
-                     "all_orders_credited_after_s": None if drained is None else round(drained, 1)})
+                     "all_orders_credited_after_s": None if drained is None else round(drained, 1),
+                     "server_cpu_s_without_program": round(cpu_without, 2),
+                     "server_cpu_s_with_program_while_sending": round(cpu_sending, 2),
+                     "server_cpu_s_with_program_until_credited": round(cpu_with, 2),
+                     "load_1min": round(os.getloadavg()[0], 1)})
     return rows
 
 
