@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from clm.db.names import unique_name
 from clm.journeys import definition as d
 from clm.journeys import engine, entry
 from clm.journeys import models as m
@@ -56,16 +57,6 @@ def versions(session: Session, journey_id: int) -> list[JourneyVersion]:
                                 .order_by(JourneyVersion.number)))
 
 
-def _check_name(session: Session, name: str, journey_id: int | None) -> str:
-    name = (name or "").strip()
-    if not name or len(name) > 120 or "\x00" in name:
-        raise FieldError("name", "must be 1 to 120 characters")
-    other = session.scalar(sa.select(Journey.id).where(Journey.name == name))
-    if other is not None and other != journey_id:
-        raise FieldError("name", f"a journey named {name!r} already exists", "duplicate")
-    return name
-
-
 def save_journey(session: Session, *, name: str, definition: Any, description: str = "",
                  journey_id: int | None = None, now: datetime | None = None) -> Journey:
     """Create a journey (a draft) or change one. A definition that does not hold raises FieldError with
@@ -74,7 +65,7 @@ def save_journey(session: Session, *, name: str, definition: Any, description: s
     journey = get_journey(session, journey_id) if journey_id is not None else None
     if journey is not None and journey.state == m.ARCHIVED:
         raise FieldError("state", "an archived journey cannot change; import its export as a new journey")
-    name = _check_name(session, name, journey_id)
+    name = unique_name(session, Journey, name, journey_id, "journey")
     graph = checked(session, definition)
     data = d.dump_definition(graph)
     if journey is None:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from clm.customers.models import Customer
+from clm.db.names import unique_name
 from clm.lib.clock import utcnow
 from clm.lib.errors import FieldError, NotFound
 from clm.lifecycle.models import CustomerStats
@@ -126,16 +127,6 @@ def list_segments(session: Session) -> list[Segment]:
     return list(session.scalars(sa.select(Segment).order_by(Segment.name)))
 
 
-def _check_name(session: Session, name: str, segment_id: int | None) -> str:
-    name = (name or "").strip()
-    if not name or len(name) > 120 or "\x00" in name:
-        raise FieldError("name", "must be 1 to 120 characters")
-    other = session.scalar(sa.select(Segment.id).where(Segment.name == name))
-    if other is not None and other != segment_id:
-        raise FieldError("name", f"a segment named {name!r} already exists", "duplicate")
-    return name
-
-
 def save_segment(session: Session, *, name: str, kind: str = "dynamic", rules: Any = None, description: str = "",
                  segment_id: int | None = None, now: datetime | None = None,
                  timezone: str = "Asia/Ho_Chi_Minh") -> Segment:
@@ -146,7 +137,7 @@ def save_segment(session: Session, *, name: str, kind: str = "dynamic", rules: A
     segment = get_segment(session, segment_id) if segment_id is not None else None
     if segment is not None and segment.kind != kind:
         raise FieldError("kind", "a segment's kind cannot change; snapshot it into a new segment instead")
-    name = _check_name(session, name, segment_id)
+    name = unique_name(session, Segment, name, segment_id, "segment")
     if kind == "dynamic":
         if rules is None:
             raise FieldError("rules", "is required for a dynamic segment")
