@@ -158,27 +158,45 @@ def _board(engine, url: str, pipeline_id: int, repeats: int) -> dict:
             "page_cpu_ms": float(np.median(page_cpu)), "page_ms_max": float(max(page_ms))}
 
 
+def _backend_cpu(session) -> tuple[int | None, float]:
+    """The session's PostgreSQL backend pid and its CPU seconds so far (None, 0 on SQLite)."""
+    from jobs_bench import _cpu_of
+
+    if session.get_bind().dialect.name != "postgresql":
+        return None, 0.0
+    pid = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    try:  # the backend does half the work: give it this process's priority (nice -20 for a timing, as root)
+        os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, 0))
+    except PermissionError:
+        pass
+    return pid, _cpu_of(pid)
+
+
 def _scoring(engine) -> dict:
     from clm.db.engine import for_writing, make_session_factory
     from clm.sales.scoring.service import score_open_leads, train
 
     factory = make_session_factory(engine)
-    with factory() as session:
-        for_writing(session)
-        t = time.perf_counter()
-        model = train(session)
-        session.commit()
-        train_s = time.perf_counter() - t
-    with factory() as session:
-        for_writing(session)
-        t = time.perf_counter()
-        scored = score_open_leads(session)
-        session.commit()
-        score_s = time.perf_counter() - t
+    cpu: dict[str, float] = {}
+    for what in ("train", "score"):
+        with factory() as session:
+            for_writing(session)
+            pid, backend = _backend_cpu(session)
+            t, c = time.perf_counter(), time.process_time()
+            if what == "train":
+                model = train(session)
+            else:
+                scored = score_open_leads(session)
+            session.commit()
+            cpu[f"{what}_s"] = time.perf_counter() - t
+            cpu[f"{what}_cpu_s"] = round(time.process_time() - c, 2)  # this process: Python, numpy, the driver
+            if pid is not None:
+                cpu[f"{what}_db_cpu_s"] = round(_backend_cpu(session)[1] - backend, 2)  # the PostgreSQL backend
+    train_s, score_s = cpu.pop("train_s"), cpu.pop("score_s")
     weights = dict(zip(model.params["model"]["names"], model.params["model"]["coef"], strict=True)) \
         if "names" in model.params.get("model", {}) else {}
     return {"train_s": train_s, "auc": model.auc, "kind": model.kind, "score_s": score_s, "scored": scored,
-            "cart_7d_weight": weights.get("events:Product Added:7d")}
+            "cart_7d_weight": weights.get("events:Product Added:7d"), **cpu}
 
 
 def measure(url: str, n: int, board: int) -> dict:
@@ -192,11 +210,11 @@ def measure(url: str, n: int, board: int) -> dict:
     return row
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, backends: tuple[str, ...] = ("sqlite", "postgresql")) -> list[dict]:
     n, board = (10_000, 2_000) if quick else (100_000, 10_000)
     OUT.mkdir(parents=True, exist_ok=True)
-    urls = [f"sqlite:///{OUT / 'sales_bench.db'}"]
-    if os.environ.get("CLM_BENCH_POSTGRES_URL"):
+    urls = [f"sqlite:///{OUT / 'sales_bench.db'}"] if "sqlite" in backends else []
+    if os.environ.get("CLM_BENCH_POSTGRES_URL") and "postgresql" in backends:
         urls.append(os.environ["CLM_BENCH_POSTGRES_URL"])
     return [measure(url, n, board) for url in urls]
 
@@ -204,6 +222,8 @@ def run(quick: bool = False) -> list[dict]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"],
+                        help="only this backend (repeatable; PostgreSQL needs CLM_BENCH_POSTGRES_URL)")
     args = parser.parse_args()
-    for result in run(quick=args.quick):
+    for result in run(quick=args.quick, backends=tuple(args.backend or ("sqlite", "postgresql"))):
         print(json.dumps(result, default=str))

@@ -19,7 +19,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from clm.db.bulk import update_rows
+from clm.db.bulk import update_rows_at_once
 from clm.lib.clock import utcnow
 from clm.sales.models import OPEN_LEAD_STATUSES, Lead, LeadScoreModel, Opportunity
 from clm.sales.points import points_rows
@@ -214,12 +214,12 @@ def score_open_leads(session: Session, now: datetime | None = None, *, only_unsc
         if not rows:
             return done
         p, reasons = scorer.score(session, [Sample(r.customer_id, now, r.source, r.campaign) for r in rows])
-        update_rows(session, _leads, ("score", "score_kind", "score_detail", "scored_at", "classification"), [
+        update_rows_at_once(session, _leads, ("score", "score_kind", "score_detail", "scored_at", "classification"), [
             (float(score), scorer.kind, {"model_id": model_id, "note": scorer.note, "reasons": why}, now,
              r.classification if r.classification_manual else classify(float(score)), r.id)
             for r, score, why in zip(rows, p, reasons, strict=True)])
-        update_rows(session, _leads, ("rule_points", "rule_points_detail"),
-                    points_rows(session, [(r.id, r.customer_id) for r in rows], now))
+        update_rows_at_once(session, _leads, ("rule_points", "rule_points_detail"),
+                            points_rows(session, [(r.id, r.customer_id) for r in rows], now))
         done += len(rows)
         last = rows[-1].id
         if on_chunk:
