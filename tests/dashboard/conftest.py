@@ -5,21 +5,23 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from clm.access import passwords
-from clm.access.users import create_user, set_active
+from clm.access.users import ROLES, create_user, set_active
 from tests.customers.shop import Shop
 
 PASSWORD = "correct horse battery"
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
 
 
 @pytest.fixture(autouse=True)
 def cheap_hashing(monkeypatch):
     """argon2 with tiny costs: the same code paths, without spending a second per login."""
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
+    monkeypatch.setattr(passwords, "_hasher", CHEAP_HASHER)
 
 
 def csrf_of(html: str) -> str:
@@ -85,6 +87,30 @@ def as_role(browser, user_factory) -> Callable[[str], TestClient]:
         return client
 
     return make
+
+
+@pytest.fixture(scope="module")
+def logged_in(settings, module_session_factory) -> dict[str, tuple[httpx.Cookies, str]]:
+    """For a module on tests.module_transaction: per role (and "deactivated"), a user made and logged in once
+    through the login form, as as_role does; returns the browser's cookies and the CSRF token of its pages."""
+    from clm.web.app import create_app
+
+    app = create_app(settings, module_session_factory)
+    sessions = {}
+    with pytest.MonkeyPatch.context() as patch, module_session_factory() as db:
+        patch.setattr(passwords, "_hasher", CHEAP_HASHER)
+        for role in (*ROLES, "deactivated"):
+            user = create_user(db, email=f"{role}@shop.vn", name=f"{role.title()} Nguyễn", password=PASSWORD,
+                               role="admin" if role == "deactivated" else role)
+            db.commit()
+            with TestClient(app, raise_server_exceptions=False, follow_redirects=False,
+                            headers={"Accept-Language": "en-US,en;q=0.9"}) as client:
+                assert log_in(client, user.email).status_code == 303
+                token = token_of(client)
+                if role == "deactivated":
+                    _deactivate(client, user.id)
+                sessions[role] = (httpx.Cookies(client.cookies), token)
+    return sessions
 
 
 def _deactivate(client: TestClient, user_id: int) -> None:

@@ -13,6 +13,8 @@ from clm.access.keys import create_api_key, create_write_key
 from clm.access.users import PERMISSIONS, ROLES, create_user
 from clm.segments.service import save_segment
 from clm.web.pages.base import DashboardRoute
+from tests import module_transaction
+from tests.customers.shop import Shop
 from tests.dashboard.conftest import PASSWORD, csrf_of, token_of
 
 # (method, path, what it needs): "public" needs nothing, "login" any active user, else a permission.
@@ -236,9 +238,55 @@ def dashboard_routes(routes) -> set[tuple[str, str]]:
     return found
 
 
+# One of everything and one logged-in user per role once per module and backend, each case in a savepoint
+# rolled back at its end (tests/module_transaction.py).
+module_connection, module_session_factory, module_db, connection, settings = (
+    module_transaction.module_connection, module_transaction.module_session_factory, module_transaction.module_db,
+    module_transaction.connection, module_transaction.settings)
+
+
+@pytest.fixture(scope="module")
+def app(settings, module_session_factory):
+    """The app, once per module and backend (a new one costs half a second of CPU: FastAPI prepares its
+    routes at the first request); the live stream answers once and ends (it would last a minute)."""
+    from clm.web.app import create_app
+    from clm.web.sse import Timing
+
+    app = create_app(settings, module_session_factory)
+    app.state.sse_timing = Timing(interval=0, duration=0)
+    return app
+
+
+@pytest.fixture(autouse=True)
+def own_caches(app):
+    """Each case with an empty figures cache and login throttle, as on a new app."""
+    from clm.web.auth import LoginThrottle
+    from clm.web.pages.metrics import TTLCache
+
+    cache = app.state.dashboard_cache
+    app.state.dashboard_cache = TTLCache(cache.ttl, session_factory=cache.session_factory)
+    app.state.login_throttle = LoginThrottle()
+
+
 @pytest.fixture
-def target(db, shop, app):
+def as_role(browser, logged_in):
+    """as_role("marketer"): a new browser holding the session of the module's marketer, who logged in once
+    through the login form (tests/dashboard/conftest.py's logged_in), and the CSRF token its pages carry.
+    Also "outsider" (nobody logged in) and "deactivated" (an admin switched off after logging in)."""
+
+    def make(role: str):
+        client = browser()
+        if role != "outsider":
+            client.cookies, client.csrf_token = logged_in[role]
+        return client
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def target(module_db):
     """One of everything a path can name: a customer, an API key, a write key, a staff user."""
+    db, shop = module_db, Shop(module_db)
     customer = shop.customer("Trần Thị Bích", email="bich@example.vn")
     api_key, _ = create_api_key(db, "old", ["customers:read"])
     write_key, _ = create_write_key(db, "old")
@@ -254,21 +302,18 @@ def target(db, shop, app):
     return {"/customers/": customer.id, "/api-keys/": api_key.id, "/write-keys/": write_key.id, "/users/": staff.id,
             "/segments/": segment.id, "/jobs/": job.id, **channels_target(db, customer, segment),
             "/journeys/": journeys_target(db), **sales_target(db, staff.id), **loyalty_target(db, customer),
-            **service_target(db, app, customer)}
+            **service_target(db, customer)}
 
 
-def service_target(db, app, customer) -> dict:
-    """A ticket for the /service pages; the live stream answers once and ends (it would last a minute); a
-    customer's mail with an attachment; a web chat site."""
+def service_target(db, customer) -> dict:
+    """A ticket for the /service pages, a customer's mail with an attachment, a web chat site."""
     from clm.config import Settings
     from clm.service.chat import SiteIn, save_site
     from clm.service.mail.inbound import accept
     from clm.service.mail.models import Attachment
     from clm.service.tickets import TicketIn, open_ticket
-    from clm.web.sse import Timing
     from tests.service.mail.conftest import sample
 
-    app.state.sse_timing = Timing(interval=0, duration=0)
     ticket = open_ticket(db, TicketIn(customer_id=customer.id, subject="Giao hàng chậm", route=False))
     accept(db, sample("gmail_utf8_attachment.eml"), source="test", settings=Settings(database_url="sqlite://",
                                                                                      _env_file=None))
@@ -359,7 +404,7 @@ def call(client, method: str, template: str, target: dict):
     path = re.sub(r"\{[a-z_]+\}", "1", path)  # AnyId: every id is 1
     if method == "GET":
         return client.get(path)
-    token = token_of(client)
+    token = getattr(client, "csrf_token", None) or token_of(client)
     return client.post(path, data={**body_of(template, target), "csrf_token": token})
 
 
