@@ -21,7 +21,7 @@ def test_the_360_lists_the_customers_deal_and_lead_with_stage_value_owner_and_li
     html = client.get(f"/customers/{lead.customer_id}").text
     card = html.split('<section class="card" id="sales">')[1].split("</section>")[0]
     deal_row = card.split(f'data-deal="{deal.id}"')[1].split("</tr>")[0]
-    assert f'href="/sales/board?pipeline={deal.pipeline_id}#deal-{deal.id}">{deal.code}</a>' in deal_row
+    assert f'href="/sales/opportunities/{deal.id}">{deal.code}</a>' in deal_row  # the deal's own page
     assert "Sofa góc" in deal_row and "₫18,500,000" in deal_row and "50%" in deal_row
     assert "Proposal sent" in deal_row and rep.name in deal_row  # the stage in the reader's language
     lead_row = card.split(f'data-lead="{lead.id}"')[1].split("</tr>")[0]
