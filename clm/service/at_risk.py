@@ -18,7 +18,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from clm.service.models import SlaTimer, Ticket
+from clm.service.models import OPEN_STATUSES, SlaTimer, Ticket
 
 FIRST_CHUNK = 200
 MAX_CHUNK = 20_000
@@ -35,6 +35,17 @@ def due_ticket_ids(session: Session, before: datetime, below: int | None, limit:
 def due_filter(before: datetime):
     """The view as a condition on tickets (for counting): a running clock due at or before `before`."""
     return Ticket.id.in_(sa.select(SlaTimer.ticket_id).where(SlaTimer.state == "running", SlaTimer.due_at <= before))
+
+
+def count(session: Session, before: datetime) -> int:
+    """How many open, unmerged tickets have a running clock due at or before `before` (the view's count), read
+    the same way as the page: the due clocks' distinct ticket ids from the partial index of running clocks,
+    then those tickets by primary key. Exact; its cost grows with the due tickets, not with all tickets (one
+    `COUNT ... WHERE id IN (...)` over the open tickets read the whole ticket table: 990 ms cold at 1,000,000)."""
+    due = (sa.select(SlaTimer.ticket_id).where(SlaTimer.state == "running", SlaTimer.due_at <= before)
+           .group_by(SlaTimer.ticket_id).subquery())
+    return session.scalar(sa.select(sa.func.count()).select_from(due).join(Ticket, Ticket.id == due.c.ticket_id)
+                          .where(Ticket.merged_into_id.is_(None), Ticket.status.in_(OPEN_STATUSES))) or 0
 
 
 def page(session: Session, tickets: sa.Select, before: datetime, *, after: int | None = None, limit: int = 50,

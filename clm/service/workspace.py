@@ -94,9 +94,13 @@ def _view_query(view: str, user_id: int, team_ids: list[int], now: datetime) -> 
 
 
 def view_counts(session: Session, user_id: int, team_ids: list[int], now: datetime) -> dict[str, int]:
-    """How many tickets each view holds now (open ones; `all` counts every ticket)."""
-    return {view: session.scalar(sa.select(sa.func.count()).select_from(
-        _view_query(view, user_id, team_ids, now).subquery())) or 0 for view in VIEWS}
+    """How many tickets each view holds now (open ones; `all` counts every ticket). "SLA at risk" is counted
+    from the due running clocks first (clm.service.at_risk.count), like its page."""
+    from clm.service import at_risk
+
+    return {view: at_risk.count(session, now + AT_RISK_AHEAD) if view == "sla_at_risk" else
+            session.scalar(sa.select(sa.func.count()).select_from(
+                _view_query(view, user_id, team_ids, now).subquery())) or 0 for view in VIEWS}
 
 
 def view_page(session: Session, view: str, user: User, filters: Filters, now: datetime | None = None,

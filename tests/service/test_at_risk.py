@@ -61,3 +61,19 @@ def test_the_views_filters_apply(db, shop, monkeypatch):
     vip = [i for i in expected if "vip" in by_id[i].tags]
     got = list_tickets(db, view="sla_at_risk", at_risk_before=T0 + timedelta(hours=1), tag="vip", limit=50)
     assert [t.id for t in got] == vip and vip
+
+
+def test_the_count_matches_the_list_once_a_ticket(db, shop):
+    expected, tickets = _desk(db, shop)
+    first = expected[0]  # a second due clock on one ticket: still one ticket at risk
+    db.add(SlaTimer(ticket_id=first, customer_id=tickets[0].customer_id, metric="resolution", target_minutes=60,
+                    started_at=T0, due_at=T0 + timedelta(minutes=10), state="running"))
+    db.add(SlaTimer(ticket_id=expected[1], customer_id=tickets[0].customer_id, metric="resolution",
+                    target_minutes=60, started_at=T0, due_at=T0 + timedelta(minutes=5), state="paused"))
+    db.commit()
+    soon = T0 + timedelta(hours=1)
+    listed = [t.id for t in list_tickets(db, view="sla_at_risk", at_risk_before=soon, limit=100)]
+    assert listed == expected
+    assert at_risk.count(db, soon) == len(expected) == 12
+    assert at_risk.count(db, T0 + timedelta(minutes=10)) == 1  # only the second clock of `first` is due by then
+    assert at_risk.count(db, T0) == 0
