@@ -22,6 +22,7 @@ from clm.service.models import OPEN_STATUSES, SlaTimer, Ticket
 
 FIRST_CHUNK = 200
 MAX_CHUNK = 20_000
+COUNT_CAP = 1000  # the view's count is exact up to this, then "1,000+"
 
 
 def due_ticket_ids(session: Session, before: datetime, below: int | None, limit: int) -> list[int]:
@@ -37,15 +38,25 @@ def due_filter(before: datetime):
     return Ticket.id.in_(sa.select(SlaTimer.ticket_id).where(SlaTimer.state == "running", SlaTimer.due_at <= before))
 
 
-def count(session: Session, before: datetime) -> int:
-    """How many open, unmerged tickets have a running clock due at or before `before` (the view's count), read
-    the same way as the page: the due clocks' distinct ticket ids from the partial index of running clocks,
-    then those tickets by primary key. Exact; its cost grows with the due tickets, not with all tickets (one
-    `COUNT ... WHERE id IN (...)` over the open tickets read the whole ticket table: 990 ms cold at 1,000,000)."""
-    due = (sa.select(SlaTimer.ticket_id).where(SlaTimer.state == "running", SlaTimer.due_at <= before)
-           .group_by(SlaTimer.ticket_id).subquery())
-    return session.scalar(sa.select(sa.func.count()).select_from(due).join(Ticket, Ticket.id == due.c.ticket_id)
-                          .where(Ticket.merged_into_id.is_(None), Ticket.status.in_(OPEN_STATUSES))) or 0
+def count(session: Session, before: datetime, cap: int | None = None) -> int:
+    """How many open, unmerged tickets have a running clock due at or before `before` (the view's count), exact
+    up to `cap` (COUNT_CAP); `cap + 1` means more than `cap` (shown "1,000+"). Read like the page: the due clocks' ticket
+    ids, newest first, from the partial index of running clocks, then those tickets by primary key, a chunk at
+    a time until the count passes `cap`, so it costs about `cap` ticket reads however many are due. Counting
+    all in one statement let PostgreSQL read every open ticket (100,000 at 1,000,000 tickets: 120 ms warm,
+    990 ms cold, on every page load), whichever way it was written."""
+    cap = COUNT_CAP if cap is None else cap
+    found, below, chunk = 0, None, cap + 1
+    while found <= cap:
+        ids = due_ticket_ids(session, before, below, chunk)
+        if not ids:
+            break
+        found += session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(
+            Ticket.id.in_(ids), Ticket.merged_into_id.is_(None), Ticket.status.in_(OPEN_STATUSES))) or 0
+        if len(ids) < chunk:
+            break
+        below, chunk = ids[-1], min(chunk * 4, MAX_CHUNK)
+    return min(found, cap + 1)
 
 
 def page(session: Session, tickets: sa.Select, before: datetime, *, after: int | None = None, limit: int = 50,

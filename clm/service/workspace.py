@@ -70,6 +70,7 @@ class ViewPage:
     names: dict[int, str] = field(default_factory=dict)  # customer id -> name
     agents: dict[int, str] = field(default_factory=dict)  # user id -> name
     due: dict[int, datetime] = field(default_factory=dict)  # ticket id -> its earliest running SLA deadline
+    capped: set[str] = field(default_factory=set)  # views whose count is a floor (shown "1,000+")
 
 
 def teams_of(session: Session, user_id: int) -> list[int]:
@@ -95,7 +96,7 @@ def _view_query(view: str, user_id: int, team_ids: list[int], now: datetime) -> 
 
 def view_counts(session: Session, user_id: int, team_ids: list[int], now: datetime) -> dict[str, int]:
     """How many tickets each view holds now (open ones; `all` counts every ticket). "SLA at risk" is counted
-    from the due running clocks first (clm.service.at_risk.count), like its page."""
+    from the due running clocks first, like its page, exact up to at_risk.COUNT_CAP (more: COUNT_CAP + 1)."""
     from clm.service import at_risk
 
     return {view: at_risk.count(session, now + AT_RISK_AHEAD) if view == "sla_at_risk" else
@@ -146,8 +147,12 @@ def view_page(session: Session, view: str, user: User, filters: Filters, now: da
             page = list(session.scalars(query.order_by(Ticket.id.desc()).limit(limit + 1)))
     more = len(page) > limit
     page = page[:limit]
-    result = ViewPage(view, page, page[-1].id if more and page else None,
-                      view_counts(session, user.id, team_ids, now), team_ids)
+    from clm.service.at_risk import COUNT_CAP
+
+    counts = view_counts(session, user.id, team_ids, now)
+    result = ViewPage(view, page, page[-1].id if more and page else None, counts, team_ids)
+    if counts["sla_at_risk"] > COUNT_CAP:
+        counts["sla_at_risk"], result.capped = COUNT_CAP, {"sla_at_risk"}
     result.names = customer_names(session, {t.customer_id for t in page})
     result.agents = staff_names(session)
     result.due = earliest_deadlines(session, [t.id for t in page])

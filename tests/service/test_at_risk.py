@@ -77,3 +77,12 @@ def test_the_count_matches_the_list_once_a_ticket(db, shop):
     assert at_risk.count(db, soon) == len(expected) == 12
     assert at_risk.count(db, T0 + timedelta(minutes=10)) == 1  # only the second clock of `first` is due by then
     assert at_risk.count(db, T0) == 0
+
+
+def test_the_count_is_exact_up_to_the_cap_then_says_more(db, shop):
+    expected, _ = _desk(db, shop)  # 12 due open tickets; the closed and the merged one are the oldest due
+    soon = T0 + timedelta(hours=1)
+    assert at_risk.count(db, soon, cap=12) == 12  # exact: the second chunk holds only the closed ticket
+    assert at_risk.count(db, soon, cap=11) == 12  # more than 11 (the first chunk of 12 ids holds the merged one)
+    assert at_risk.count(db, soon, cap=2) == 3
+    assert at_risk.count(db, soon, cap=0) == 1

@@ -95,6 +95,23 @@ def test_sla_at_risk_holds_tickets_whose_clock_is_due_within_the_hour(db, desk):
     assert earlier.tickets == [] and earlier.counts["sla_at_risk"] == 0
 
 
+def test_a_large_sla_at_risk_count_shows_the_cap_and_a_plus(db, browser, desk, monkeypatch):  # noqa: F811
+    from clm.service import at_risk
+    from clm.service.sla import PolicyIn, save_policy
+
+    save_policy(db, PolicyIn(name="Nhanh", first_response_minutes=30))
+    for i in range(3):
+        open_ticket(db, TicketIn(customer_id=desk["an"].id, subject=f"Gấp {i}", route=False), now=NOW)
+    db.commit()
+    page = workspace.view_page(db, "sla_at_risk", desk["me"], workspace.Filters(), NOW)
+    assert page.counts["sla_at_risk"] == len(page.tickets) == 3 and page.capped == set()
+    monkeypatch.setattr(at_risk, "COUNT_CAP", 2)
+    page = workspace.view_page(db, "sla_at_risk", desk["me"], workspace.Filters(), NOW)
+    assert page.counts["sla_at_risk"] == 2 and page.capped == {"sla_at_risk"} and len(page.tickets) == 3
+    r = _client(browser, desk["me"].email).get("/service/inbox?view=mine")
+    assert re.search(r'id="view-sla_at_risk">[^<]*<span class="count">2\+</span>', r.text), r.text[:2000]
+
+
 def test_a_view_pages_by_the_last_id_and_every_ticket_shows_once(db, desk):
     made = [open_ticket(db, TicketIn(customer_id=desk["an"].id, subject=f"Phiếu {i}", route=False), now=T0).id
             for i in range(7)]
