@@ -16,10 +16,8 @@ segments and journeys can use them like any event.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from clm.channels.tracking import BadLink, sign, verify
+from clm.channels.expiring_links import ExpiredLink as ExpiredLink  # the survey page catches it from here
+from clm.channels.expiring_links import derived_key, expiring_token, record_of
 from clm.customers.models import Customer
 from clm.lib.clock import utcnow
 from clm.lib.errors import FieldError, NotFound
@@ -88,17 +87,12 @@ def save_satisfaction_settings(session: Session, data: SatisfactionSettings) -> 
 # --- links -----------------------------------------------------------------------------------------
 
 
-class ExpiredLink(BadLink):
-    """A genuine link whose time is over."""
-
-
 def link_key(settings) -> bytes:
-    base = settings.secret_key.get_secret_value().encode()
-    return hmac.new(base, b"clm service survey links", hashlib.sha256).digest()
+    return derived_key(settings, b"clm service survey links")
 
 
 def survey_token(key: bytes, survey_id: int, until: datetime) -> str:
-    return sign(key, LINK_KIND, f"{survey_id}\n{int(until.timestamp())}")
+    return expiring_token(key, LINK_KIND, survey_id, until)
 
 
 def survey_url(settings, survey_id: int, until: datetime) -> str:
@@ -107,15 +101,7 @@ def survey_url(settings, survey_id: int, until: datetime) -> str:
 
 def survey_of_token(key: bytes, token: str, now: datetime) -> int:
     """The survey a link names; BadLink when it was not signed here, ExpiredLink when its time is over."""
-    payload = verify(key, LINK_KIND, token)
-    try:
-        survey, until = payload.split("\n")
-        survey_id, expires = int(survey), datetime.fromtimestamp(int(until), UTC)
-    except ValueError as exc:
-        raise BadLink("the link is malformed") from exc
-    if now >= expires:
-        raise ExpiredLink("the link has expired")
-    return survey_id
+    return record_of(key, LINK_KIND, token, now)
 
 
 # --- templates and sending ---------------------------------------------------------------------------
