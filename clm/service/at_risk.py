@@ -33,11 +33,6 @@ def due_ticket_ids(session: Session, before: datetime, below: int | None, limit:
     return list(session.scalars(query.group_by(SlaTimer.ticket_id).order_by(SlaTimer.ticket_id.desc()).limit(limit)))
 
 
-def due_filter(before: datetime):
-    """The view as a condition on tickets (for counting): a running clock due at or before `before`."""
-    return Ticket.id.in_(sa.select(SlaTimer.ticket_id).where(SlaTimer.state == "running", SlaTimer.due_at <= before))
-
-
 def count(session: Session, before: datetime, cap: int | None = None) -> int:
     """How many open, unmerged tickets have a running clock due at or before `before` (the view's count), exact
     up to `cap` (COUNT_CAP); `cap + 1` means more than `cap` (shown "1,000+"). Read like the page: the due clocks' ticket

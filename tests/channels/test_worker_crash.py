@@ -105,6 +105,22 @@ def _wait_for(check, timeout: float) -> bool:
     return False
 
 
+def _kill_worker_while_held(mode: str, env: dict, holding, release, never: str) -> None:
+    """Start a worker process in `mode`, SIGKILL it while the local server holds its request (`holding` set),
+    then let the server go on (`release`)."""
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, mode], cwd=ROOT, env=env)
+    try:
+        assert _wait_for(holding.is_set, 60), never
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(5)
+        release.set()
+
+
+
 @pytest.mark.parametrize("mode", ["one-by-one", "batch"])
 def test_a_worker_killed_inside_an_smtp_send_loses_nothing_and_sends_nothing_twice(committed, engine, mode):
     sink = HoldingSink()
@@ -126,16 +142,7 @@ def test_a_worker_killed_inside_an_smtp_send_loses_nothing_and_sends_nothing_twi
                             idempotency_key=f"crash:{n}", settings=settings)
         session.commit()
 
-    worker = subprocess.Popen([sys.executable, "-c", WORKER, mode], cwd=ROOT, env=env)
-    try:
-        assert _wait_for(sink.holding.is_set, 60), "the worker never reached the held message"
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(10)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait(5)
-        sink.release.set()
+    _kill_worker_while_held(mode, env, sink.holding, sink.release, "the worker never reached the held message")
 
     with committed() as session:
         stuck = session.scalars(sa.select(Message.idempotency_key).where(Message.status == "sending")).all()
@@ -217,16 +224,7 @@ def test_a_worker_killed_inside_an_esms_batch_sends_each_sms_once_through_the_re
                                 idempotency_key=f"crash-sms:{n}", settings=settings)
             session.commit()
 
-        worker = subprocess.Popen([sys.executable, "-c", WORKER, "batch"], cwd=ROOT, env=env)
-        try:
-            assert _wait_for(esms.holding.is_set, 60), "the worker never reached the held SMS"
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(10)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait(5)
-            esms._release.set()
+        _kill_worker_while_held("batch", env, esms.holding, esms._release, "the worker never reached the held SMS")
 
         with committed() as session:
             stuck = session.scalars(sa.select(Message.idempotency_key).where(Message.status == "sending")).all()

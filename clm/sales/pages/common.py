@@ -14,6 +14,12 @@ from clm.sales.notifications import unread
 from clm.web import i18n
 
 
+def blank(value: Any) -> str | None:
+    """A form field's text, stripped; None when empty."""
+    text = str(value or "").strip()
+    return text or None
+
+
 def staff(db: Session) -> list[tuple[int, str]]:
     """Active staff who can own leads and deals, by name."""
     rows = db.execute(sa.select(User.id, User.name, User.email).where(User.active.is_(True)).order_by(User.name))

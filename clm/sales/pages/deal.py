@@ -22,7 +22,7 @@ from clm.sales import opportunities as deals
 from clm.sales.activities import ActivityIn, log_activity
 from clm.sales.errors import SalesConflict
 from clm.sales.models import ACTIVITY_KINDS, PRIORITIES, Lead, OpportunityStageChange, Task
-from clm.sales.pages.common import shared, staff, stage_label
+from clm.sales.pages.common import blank, shared, staff, stage_label
 from clm.sales.pages.history import activities_of, customer_history
 from clm.sales.pipelines import get_pipeline, stages_of
 from clm.sales.tasks import TaskIn, TaskUpdate, list_tasks, update_task
@@ -90,11 +90,6 @@ def _act(request: Request, db: Session, user, opportunity_id: int, work) -> Any:
         message, status_code = refusal(exc)
         return deal_page(request, db, user, opportunity_id, error=message, status_code=status_code)
     return RedirectResponse(f"/sales/opportunities/{opportunity_id}", status_code=303)
-
-
-def blank(value: Any) -> str | None:
-    text = str(value or "").strip()
-    return text or None
 
 
 def money(value: Any, field: str) -> int | None:

@@ -23,7 +23,7 @@ from clm.sales.bulk import bulk_update
 from clm.sales.errors import SalesConflict
 from clm.sales.models import ACTIVITY_KINDS, CLASSIFICATIONS, LEAD_STATUSES, PRIORITIES, SOURCES, Opportunity
 from clm.sales.opportunities import DealIn, convert_lead
-from clm.sales.pages.common import shared, staff
+from clm.sales.pages.common import blank, shared, staff
 from clm.sales.pages.deal import task_from
 from clm.sales.pages.history import customer_history
 from clm.sales.tasks import list_tasks
@@ -109,10 +109,10 @@ def leads_bulk(request: Request, data: dict = Depends(form_data), user=Depends(a
             owner = str(data.get("owner_id") or "")
             changes = service.LeadUpdate(owner_id=int(owner) if owner.isdigit() else None)
         elif action == "status":
-            changes = service.LeadUpdate(status=_blank(data.get("status")),
-                                         unqualified_reason=_blank(data.get("unqualified_reason")))
+            changes = service.LeadUpdate(status=blank(data.get("status")),
+                                         unqualified_reason=blank(data.get("unqualified_reason")))
         elif action == "priority":
-            changes = service.LeadUpdate(priority=_blank(data.get("priority")))
+            changes = service.LeadUpdate(priority=blank(data.get("priority")))
         else:
             raise FieldError("action", "choose what to change: owner, status or priority")
         changed = bulk_update(db, [int(i) for i in ids], changes)
@@ -183,25 +183,20 @@ def _act(request: Request, db: Session, user, lead_id: int, work) -> Any:
     return RedirectResponse(f"/sales/leads/{lead_id}", status_code=303)
 
 
-def _blank(value: Any) -> str | None:
-    text = str(value or "").strip()
-    return text or None
-
-
 @router.post("/sales/leads/{lead_id}")
 def lead_update(request: Request, lead_id: int, data: dict = Depends(form_data), user=Depends(allowed),
                 db: Session = Depends(get_session)):
     def work() -> None:
         changes: dict[str, Any] = {}
-        if _blank(data.get("status")):
+        if blank(data.get("status")):
             changes["status"] = data["status"]
-            changes["unqualified_reason"] = _blank(data.get("unqualified_reason"))
+            changes["unqualified_reason"] = blank(data.get("unqualified_reason"))
         if "owner_id" in data:
             changes["owner_id"] = int(data["owner_id"]) if str(data["owner_id"]).isdigit() else None
-        if _blank(data.get("priority")):
+        if blank(data.get("priority")):
             changes["priority"] = data["priority"]
         if "classification" in data:
-            changes["classification"] = _blank(data.get("classification"))
+            changes["classification"] = blank(data.get("classification"))
         service.update_lead(db, lead_id, service.LeadUpdate(**changes))
 
     return _act(request, db, user, lead_id, work)
@@ -212,7 +207,7 @@ def lead_activity(request: Request, lead_id: int, data: dict = Depends(form_data
                   db: Session = Depends(get_session)):
     def work() -> None:
         log_activity(db, ActivityIn(kind=str(data.get("kind", "")), subject=str(data.get("subject", "")).strip(),
-                                    body=_blank(data.get("body")), lead_id=lead_id), user_id=user.id)
+                                    body=blank(data.get("body")), lead_id=lead_id), user_id=user.id)
 
     return _act(request, db, user, lead_id, work)
 
@@ -235,8 +230,8 @@ def lead_convert(request: Request, lead_id: int, data: dict = Depends(form_data)
         value = str(data.get("value") or "").replace(".", "").replace(",", "").replace(" ", "")
         if value and not value.isdigit():
             raise FieldError("value", "give the deal's value in dong, digits only")
-        convert_lead(db, lead_id, DealIn(title=_blank(data.get("title")), value=int(value) if value else None,
-                                         expected_close_date=_blank(data.get("expected_close_date"))),
+        convert_lead(db, lead_id, DealIn(title=blank(data.get("title")), value=int(value) if value else None,
+                                         expected_close_date=blank(data.get("expected_close_date"))),
                      user_id=user.id)
 
     return _act(request, db, user, lead_id, work)

@@ -2,14 +2,14 @@
 the due time) instead of (state, due_at); elapsed triggers may count business hours
 
 Revision ID: 0026
-Revises: 0025
+Revises: 0022
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0026'
-down_revision = '0025'
+down_revision = '0022'
 branch_labels = None
 depends_on = None
 
