@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from clm.access.models import User
 from clm.db.engine import for_writing
 from clm.lib.errors import FieldError
+from clm.service import accepting, conversations, routing, sla, tasks, tickets
 from clm.service import agents as agent_service
-from clm.service import conversations, routing, sla, tasks, tickets
 from clm.service.errors import ServiceConflict
 from clm.service.models import PRIORITIES, STATUSES
 from clm.service.schemas import (
@@ -198,30 +198,16 @@ class AcceptedOut(BaseModel):
 
 @router.post("/messages", response_model=AcceptedOut, status_code=202, summary="Record a customer's message",
              dependencies=[write], responses=error_responses(422))
-def messages_receive(body: conversations.InboundIn, response: Response,
-                     session: Session = Depends(get_session)) -> AcceptedOut:
+async def messages_receive(body: conversations.InboundIn, request: Request) -> Response:
     """Stored as it arrived and committed before the answer (202); the worker threads it (inbox, thread_key)
     into an open ticket or opens one and routes it, a moment later, in arrival order. The same
     `external_id` again stores nothing and answers 200 (with the ticket once it is filed)."""
-    from clm.service import inbound
-
-    if session.get_bind().dialect.name == "postgresql":  # one transaction with the key check: a round trip less
-        try:
-            row_id, created = inbound.accept(session, "api", body.external_id, body.model_dump(mode="json"))
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-    else:
-        with writing(session):  # SQLite: the key was read in a reader's transaction; a writer's begins here
-            row_id, created = inbound.accept(session, "api", body.external_id, body.model_dump(mode="json"))
-    if created:
-        return AcceptedOut(created=True, id=row_id, state="queued")
-    response.status_code = 200
-    row = inbound.status(session, row_id)
-    state = "queued" if row.processed_at is None else "failed" if row.error else "processed"
-    return AcceptedOut(created=False, id=row.id, state=state, ticket_id=row.ticket_id, message_id=row.message_id,
-                       error=row.error)
+    # Requests with a Bearer key and a valid JSON body are answered before routing, the same way
+    # (clm.service.accepting.AcceptMessages); the rest come here. Both store through the group commit.
+    token = accepting.bearer(request.headers.get("Authorization")) or ""
+    accepted = await accepting.group_of(request.app).submit(accepting.incoming(token, body))
+    status, content = accepted.answer()
+    return Response(accepting.render(content), status_code=status, media_type="application/json")
 
 
 # --- inboxes, agents, teams --------------------------------------------------------------------------

@@ -68,6 +68,9 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     app.state.ingest_writer = writer
     app.state.write_key_cache = {}
     errors.install(app)
+    from clm.service.accepting import AcceptMessages
+
+    app.add_middleware(AcceptMessages)  # POST /api/v1/service/messages in groups, before routing (issue 10)
 
     from clm.analytics.api import router as analytics_router
     from clm.channels.broadcast_api import router as broadcasts_router

@@ -1,0 +1,343 @@
+"""Accepting customers' messages in groups: `POST /api/v1/service/messages` at a thousand requests a second.
+
+What a request needs is small (the key checked, the message stored once, committed, answered), so what it
+costs is mostly overhead, paid per request: a transaction for the key check, one for the insert, a thread
+hop, an ORM session, the framework's routing and serialisation. Here the requests of a server process
+share it (clm.web.group_commit): the messages that arrive while one group is being written are written
+together in one transaction of the database's writer:
+
+1. the API keys of the group in one SELECT (unknown or revoked: 401, without `service:write`: 403, for
+   that request only); a key's `last_used_at` set, at most once a minute, as `require_scope` does;
+2. the admitted messages in one multi-row INSERT ... ON CONFLICT (source, external_id) DO NOTHING
+   RETURNING, in arrival order (ids are the worker's filing order);
+3. one SELECT for the resends (an external_id stored before: their id and state);
+4. one COMMIT, then every request of the group is answered: 202 for a new message, 200 for a resend. The
+   same id twice in one group is stored once, and only its first request is told `created`.
+
+Keys are not cached: a key revoked is refused from the next group on. If the group's transaction fails,
+each of its requests is answered the error (503 when the database is down): none was stored. A message
+the database refuses (say a NUL character PostgreSQL cannot store) fails alone: the group is retried one
+message at a time; a deadlock with another server process's group is retried once.
+
+`AcceptMessages` answers the common request (a Bearer key, a JSON body that validates) before the app's
+routing; anything else (no key, a body that does not validate, another content type) goes on to the
+route in clm.service.api, which answers 401/400/422 exactly as every endpoint does and is what the
+OpenAPI document describes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from clm.access.models import ApiKey
+from clm.db.engine import for_writing
+from clm.lib.clock import utcnow
+from clm.service.conversations import InboundIn
+from clm.service.models import Inbound
+from clm.web.errors import ApiError
+from clm.web.group_commit import GroupCommit
+
+log = logging.getLogger("clm.service")
+PATH = "/api/v1/service/messages"
+SCOPE = "service:write"
+SOURCE = "api"
+MAX_GROUP = 500
+KEY_TOUCH_SECONDS = 60  # last_used_at is written at most once a minute per key (as require_scope does)
+_inbound = Inbound.__table__
+_keys = ApiKey.__table__
+
+
+class Incoming(NamedTuple):
+    key_digest: str  # SHA-256 of the Bearer key (clm.access.keys.digest)
+    external_id: str | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    id: int
+    created: bool
+    state: str = "queued"  # queued, processed or failed
+    ticket_id: int | None = None
+    message_id: int | None = None
+    error: str | None = None
+
+    def answer(self) -> tuple[int, dict[str, Any]]:
+        """The HTTP status and body (clm.service.api.AcceptedOut, its fields in order)."""
+        return (202 if self.created else 200), {"created": self.created, "id": self.id, "state": self.state,
+                                                "ticket_id": self.ticket_id, "message_id": self.message_id,
+                                                "error": self.error}
+
+
+_INSERTS = {name: insert(_inbound).on_conflict_do_nothing(index_elements=["source", "external_id"])
+            .returning(_inbound.c.external_id, _inbound.c.id)
+            for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
+_RESENT = (sa.select(_inbound.c.external_id, _inbound.c.id, _inbound.c.processed_at, _inbound.c.error,
+                     _inbound.c.ticket_id, _inbound.c.message_id)
+           .where(_inbound.c.source == sa.bindparam("source"),
+                  _inbound.c.external_id.in_(sa.bindparam("external_ids", expanding=True))))
+_KEYS = (sa.select(_keys.c.id, _keys.c.key_hash, _keys.c.scopes, _keys.c.last_used_at)
+         .where(_keys.c.key_hash.in_(sa.bindparam("digests", expanding=True)), _keys.c.revoked_at.is_(None)))
+_TOUCH = (sa.update(_keys).where(_keys.c.id.in_(sa.bindparam("key_ids", expanding=True)))
+          .values(last_used_at=sa.bindparam("now")))
+
+
+def accept_many(db: Session | sa.Connection, source: str, messages: list[tuple[str | None, dict[str, Any]]],
+                now: datetime | None = None) -> list[Accepted]:
+    """Store messages (external_id, payload) in one INSERT, in order, each (source, external_id) once; the
+    caller commits, then answers. One Accepted per message: created is False for a resend of an id stored
+    before and for the second of one id sent twice here."""
+    now = now or utcnow()
+    ids = [external_id or f"noid:{uuid.uuid4().hex}" for external_id, _ in messages]
+    first: dict[str, int] = {}
+    for n, external_id in enumerate(ids):
+        first.setdefault(external_id, n)
+    rows = [{"source": source, "external_id": e, "payload": messages[n][1], "received_at": now}
+            for e, n in first.items()]
+    dialect = (db.get_bind() if isinstance(db, Session) else db).dialect.name
+    new = dict(db.execute(_INSERTS[dialect], rows).all())  # one multi-row INSERT (SQLAlchemy's insertmanyvalues)
+    old = {}
+    if len(new) < len(first):
+        old = {row.external_id: row for row in db.execute(_RESENT, {
+            "source": source, "external_ids": [e for e in first if e not in new]})}
+    out = []
+    for n, external_id in enumerate(ids):
+        if external_id in new:
+            out.append(Accepted(new[external_id], created=first[external_id] == n))
+            continue
+        row = old[external_id]
+        state = "queued" if row.processed_at is None else "failed" if row.error else "processed"
+        out.append(Accepted(row.id, False, state, row.ticket_id, row.message_id, row.error))
+    return out
+
+
+def _refusal(key, scope: str) -> ApiError | None:
+    """require_scope's answers (clm.web.deps), for a key row of this group (None: unknown or revoked)."""
+    if key is None:
+        return ApiError(401, "unauthorized", "the API key is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
+    if scope not in key.scopes and "admin" not in key.scopes:
+        return ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope")
+    return None
+
+
+def store(db: Session | sa.Connection, group: list[Incoming], scope: str = SCOPE) -> list:
+    """One group in the caller's writer's transaction (it commits): the keys checked, the admitted messages
+    stored. Returns per message an Accepted or the ApiError refusing it."""
+    now = utcnow()
+    keys = {k.key_hash: k for k in db.execute(_KEYS, {"digests": list({m.key_digest for m in group})})}
+    outcomes: list = [_refusal(keys.get(m.key_digest), scope) for m in group]
+    admitted = [n for n, refusal in enumerate(outcomes) if refusal is None]
+    touched = {key.id for key in (keys[group[n].key_digest] for n in admitted)
+               if key.last_used_at is None or (now - key.last_used_at).total_seconds() > KEY_TOUCH_SECONDS}
+    if touched:
+        db.execute(_TOUCH, {"key_ids": sorted(touched), "now": now})
+    if admitted:
+        stored = accept_many(db, SOURCE, [(group[n].external_id, group[n].payload) for n in admitted], now)
+        for n, accepted in zip(admitted, stored, strict=True):
+            outcomes[n] = accepted
+    return outcomes
+
+
+class Writer:
+    """The group commit's flush: `store` in a writer's transaction of its own, committed. A server keeps one
+    connection for it while groups keep coming (no pool checkout and ping per group); one idle for
+    `IDLE_SECONDS`, or one that failed, is given back and a fresh one taken. A session factory bound to
+    a connection (the tests') is used as is: each group in a savepoint of its transaction."""
+
+    IDLE_SECONDS = 10.0
+
+    def __init__(self, session_factory: sessionmaker[Session]):
+        self.session_factory = session_factory
+        bind = session_factory.kw.get("bind")
+        self.engine = bind if isinstance(bind, sa.Engine) else None
+        self.connection: sa.Connection | None = None
+        self.used = 0.0
+
+    def __call__(self, group: list[Incoming]) -> list:
+        """One group: a deadlock with another server's group is retried once; a group the database refuses
+        is stored message by message, so that one bad message fails alone."""
+        try:
+            try:
+                return self.write(group)
+            except sa.exc.OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "40P01":  # not a deadlock
+                    raise
+                return self.write(group)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError):
+            raise  # the database is down: every request of the group is told so (503)
+        except sa.exc.DBAPIError:
+            if len(group) == 1:
+                raise
+            log.warning("a group of %d messages was refused; storing them one at a time", len(group))
+        outcomes: list = []
+        for message in group:
+            try:
+                outcomes += self.write([message])
+            except Exception as exc:  # that message's own failure: its request is answered the error
+                outcomes.append(exc)
+        return outcomes
+
+    def write(self, group: list[Incoming]) -> list:
+        if self.engine is None:
+            with self.session_factory() as session:
+                for_writing(session)
+                outcomes = store(session, group)
+                session.commit()
+            return outcomes
+        if self.connection is not None and time.monotonic() - self.used > self.IDLE_SECONDS:
+            self.close()
+        if self.connection is None:
+            self.connection = self.engine.connect().execution_options(clm_writing=True)  # SQLite: BEGIN IMMEDIATE
+        try:
+            with self.connection.begin():
+                outcomes = store(self.connection, group)
+        except BaseException:
+            self.close()
+            raise
+        self.used = time.monotonic()
+        return outcomes
+
+    def close(self) -> None:
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            try:
+                connection.close()
+            except Exception:  # a broken connection: the pool discards it
+                log.debug("closing the accepting connection failed", exc_info=True)
+
+
+def group_of(app) -> GroupCommit[Incoming]:
+    """The app's group commit (one per server process), made at its first message."""
+    group = getattr(app.state, "service_accepting", None)
+    if group is None:
+        group = app.state.service_accepting = GroupCommit(Writer(app.state.session_factory), MAX_GROUP)
+    return group
+
+
+def incoming(token: str, body: InboundIn) -> Incoming:
+    return Incoming(hashlib.sha256(token.encode()).hexdigest(), body.external_id, body.model_dump(mode="json"))
+
+
+def render(content: Any) -> bytes:
+    """Exactly the bytes of the app's JSONResponse (starlette.responses.JSONResponse.render)."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
+
+
+def bearer(authorization: str | None) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header, as fastapi.security.HTTPBearer reads it."""
+    scheme, _, key = (authorization or "").partition(" ")
+    key = key.strip()
+    return key if scheme.lower() == "bearer" and key else None
+
+
+def _json_content(content_type: bytes | None) -> bool:
+    """Whether FastAPI reads this body as JSON (application/json or application/*+json); none: it does not."""
+    if content_type is None:
+        return False
+    media = content_type.split(b";", 1)[0].strip().lower()
+    if media.count(b"/") != 1:
+        return False
+    main, sub = media.split(b"/")
+    return main == b"application" and (sub == b"json" or sub.endswith(b"+json"))
+
+
+class AcceptMessages:
+    """ASGI middleware: `POST /api/v1/service/messages` with a Bearer key and a JSON body that validates
+    (`InboundIn`) is accepted here, through the group commit, without the app's routing, dependencies,
+    thread pool or response model; the answer is byte for byte the route's. Anything else goes on to the
+    app (the body read here is handed on)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or _route_path(scope) != PATH:
+            return await self.app(scope, receive, send)
+        authorization = content_type = None
+        for name, value in scope["headers"]:
+            if name == b"authorization" and authorization is None:
+                authorization = value.decode("latin-1")
+            elif name == b"content-type" and content_type is None:
+                content_type = value
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        token = bearer(authorization)
+        body = _validated(raw) if token and _json_content(content_type) else None
+        if body is None:
+            return await self.app(scope, _replay(raw, receive), send)
+        try:
+            accepted = await group_of(scope["app"]).submit(incoming(token, body))
+        except Exception as exc:  # a refusal (ApiError) or the group's failure: the app's handler answers
+            return await _handled(scope, receive, send, exc)
+        status, content = accepted.answer()
+        payload = render(content)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-length", str(len(payload)).encode()),
+                                (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _route_path(scope) -> str:
+    """The path the app's router matches (starlette.routing's get_route_path: without root_path)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root) and path != root and path[len(root)] == "/":
+        return path[len(root):]
+    return path
+
+
+def _validated(raw: bytes) -> InboundIn | None:
+    """The body as FastAPI would validate it (json.loads, then the model); None when it would refuse it."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        return InboundIn.model_validate(data)
+    except ValidationError:
+        return None
+
+
+def _replay(raw: bytes, receive):
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _handled(scope, receive, send, exc: Exception) -> None:
+    """Answer `exc` with the app's own exception handler (the error envelope; 503 when the database is down)."""
+    from starlette.requests import Request
+
+    handlers = scope["app"].exception_handlers
+    handler = next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers), None)
+    if handler is None:
+        raise exc
+    response = await handler(Request(scope, receive), exc)
+    await response(scope, receive, send)
