@@ -126,6 +126,22 @@ def enqueue_many(session: Session, kind: str, many_args: Iterable[dict], *, run_
     return _count(session) - before if unique_keys is not None else len(rows)
 
 
+def enqueue_each(session: Session, specs: Sequence[dict[str, Any]], now: datetime | None = None) -> None:
+    """Add jobs that differ in kind, args, run_at and key (each spec: `enqueue`'s keyword arguments and its
+    `kind`) with one executemany; a spec whose `unique_key` is taken by an unfinished job is skipped, as
+    `enqueue` would return the existing job. The caller commits."""
+    from clm.db.bulk import insert_rows
+
+    if not specs:
+        return
+    now = now or utcnow()
+    rows = [_values(s["kind"], s.get("args"), s.get("run_at"), s.get("queue", "default"), s.get("priority", 0),
+                    s.get("max_attempts", 20), s.get("unique_key"), now) for s in specs]
+    columns = list(rows[0])
+    insert_rows(session, jobs, columns, [tuple(r[c] for c in columns) for r in rows],
+                on_conflict="ON CONFLICT (unique_key) WHERE state IN ('available', 'running', 'retryable') DO NOTHING")
+
+
 def _count(session: Session) -> int:
     return session.scalar(sa.select(sa.func.count()).select_from(jobs)) or 0
 

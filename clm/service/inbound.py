@@ -99,16 +99,25 @@ def process(session: Session, now: datetime | None = None, batch: int | None = N
         return 0
     customers = _replies_customers(session, [r for r in rows if r.source in REPLY_SOURCES])
     inboxes = _reply_inboxes(session)
+    from clm.service.filing import Filer
     from clm.service.routing import Pool, lock_routing
 
     lock_routing(session)  # held to the commit: this batch's assignments and everyone else's take turns
     pool = Pool.load_all(session)
     with timeline.batched(session), snapshot.held(session):  # timeline events in one INSERT at the end
-        for row in rows:
-            data = _desk_message(row, customers, inboxes)
+        items = [(row, _desk_message(row, customers, inboxes)) for row in rows]
+        filer = Filer(session, now, pool, [data for _, data in items if data is not None])
+        taken: list[tuple[Inbound, Any]] = []
+        for row, data in items:
+            row.processed_at = now
             if data is None:
-                row.processed_at = now
                 continue
+            message = filer.take(data)
+            if message is not None:
+                taken.append((row, message))
+                continue
+            _write(filer, taken)  # what came before, so that receive sees it
+            filer.leave(data.customer_id)
             mark = timeline.batch_mark(session)
             try:
                 with session.begin_nested():
@@ -116,12 +125,19 @@ def process(session: Session, now: datetime | None = None, batch: int | None = N
             except (FieldError, NotFound, ServiceConflict) as exc:
                 row.error = str(getattr(exc, "message", None) or exc)[:500]
                 timeline.batch_undo(session, mark)
-                pool = Pool.load_all(session)  # the savepoint undid what it counted
+                pool = filer.pool = Pool.load_all(session)  # the savepoint undid what it counted
             else:
                 row.ticket_id, row.message_id = received.ticket.id, received.message.id
-            row.processed_at = now
+        _write(filer, taken)
     session.flush()
     return len(rows)
+
+
+def _write(filer, taken: list) -> None:
+    filer.write()
+    for row, message in taken:
+        row.ticket_id, row.message_id = message.conversation.ticket.id, message.id
+    taken.clear()
 
 
 def _receive(session: Session, data, now: datetime, pool):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
@@ -194,15 +195,31 @@ def _ago(delta: timedelta) -> str:
     return f"{minutes // (24 * 60)} days"
 
 
-def _follow_up(session: Session, ticket: Ticket, pool: Pool, now: datetime) -> Choice | None:
+class Known(Protocol):
+    """What a batch read beforehand for many tickets at once (clm.service.filing), so that `choose` asks the
+    database nothing per ticket for the follow-up and owner rules."""
+
+    def follow_up(self, ticket, since: datetime) -> tuple[int, datetime] | None:
+        """The assignee and activity time of the customer's latest other ticket active since `since`."""
+
+    def owner(self, customer_id: int) -> int | None:
+        """The customer's owner."""
+
+
+def _follow_up(session: Session, ticket: Ticket, pool: Pool, now: datetime, known: Known | None = None
+               ) -> Choice | None:
     days = pool.settings.follow_up_days
     if days <= 0:
         return None
-    active = sa.func.coalesce(Ticket.last_agent_reply_at, Ticket.last_customer_message_at, Ticket.created_at)
-    row = session.execute(
-        sa.select(Ticket.assignee_id, active).where(Ticket.customer_id == ticket.customer_id, Ticket.id != ticket.id,
-                                                    Ticket.assignee_id.is_not(None), active >= now - timedelta(days=days))
-        .order_by(active.desc(), Ticket.id.desc()).limit(1)).first()
+    if known is not None:
+        row = known.follow_up(ticket, now - timedelta(days=days))
+    else:
+        active = sa.func.coalesce(Ticket.last_agent_reply_at, Ticket.last_customer_message_at, Ticket.created_at)
+        row = session.execute(
+            sa.select(Ticket.assignee_id, active).where(
+                Ticket.customer_id == ticket.customer_id, Ticket.id != ticket.id, Ticket.assignee_id.is_not(None),
+                active >= now - timedelta(days=days))
+            .order_by(active.desc(), Ticket.id.desc()).limit(1)).first()
     if row is None or not pool.available(row[0]):
         return None
     user_id, at = row
@@ -210,10 +227,11 @@ def _follow_up(session: Session, ticket: Ticket, pool: Pool, now: datetime) -> C
                            f"{pool.state(user_id)}", ticket.team_id)
 
 
-def _owner(session: Session, ticket: Ticket, pool: Pool) -> Choice | None:
+def _owner(session: Session, ticket: Ticket, pool: Pool, known: Known | None = None) -> Choice | None:
     if not pool.settings.owner_first:
         return None
-    owner = session.scalar(sa.select(Customer.owner_id).where(Customer.id == ticket.customer_id))
+    owner = (known.owner(ticket.customer_id) if known is not None
+             else session.scalar(sa.select(Customer.owner_id).where(Customer.id == ticket.customer_id)))
     if owner is None or not pool.available(owner):
         return None
     return Choice(owner, f"owner: {pool.names[owner]} owns this customer, {pool.state(owner)}", ticket.team_id)
@@ -277,9 +295,10 @@ def _least_load(ticket: Ticket, team_id: int | None, team_name: str | None, pool
                         f"{where} ({pool.state(best)}{turn})", team_id)
 
 
-def choose(session: Session, ticket: Ticket, pool: Pool, now: datetime) -> Choice:
-    """The agent the rules give the ticket (user_id None: nobody available, it waits in the queue)."""
-    for rule_choice in (_follow_up(session, ticket, pool, now), _owner(session, ticket, pool)):
+def choose(session: Session, ticket: Ticket, pool: Pool, now: datetime, known: Known | None = None) -> Choice:
+    """The agent the rules give the ticket (user_id None: nobody available, it waits in the queue).
+    `known`: the follow-up and owner facts a batch read beforehand."""
+    for rule_choice in (_follow_up(session, ticket, pool, now, known), _owner(session, ticket, pool, known)):
         if rule_choice is not None:
             return rule_choice
     team_id, team_name = ticket.team_id, None
@@ -287,7 +306,10 @@ def choose(session: Session, ticket: Ticket, pool: Pool, now: datetime) -> Choic
     if rule is not None:
         team_id = rule.team_id
     if team_id is not None:
-        team_name = session.scalar(sa.select(Team.name).where(Team.id == team_id))
+        from clm.service.snapshot import cached
+
+        team_name = cached(session, f"team_name:{team_id}",
+                           lambda: session.scalar(sa.select(Team.name).where(Team.id == team_id)))
     picked = _least_load(ticket, team_id, team_name, pool)
     if picked is not None:
         if rule is not None:

@@ -178,7 +178,9 @@ def policy_for(session: Session, ticket: Ticket) -> SlaPolicy | None:
 def _calendar_of(session: Session, policy: SlaPolicy | None) -> Calendar | None:
     if policy is not None and policy.calendar_id is not None:
         return session.get(Calendar, policy.calendar_id)
-    return default_calendar(session)
+    from clm.service.snapshot import cached
+
+    return cached(session, "default_calendar", lambda: default_calendar(session))
 
 
 # --- clocks ----------------------------------------------------------------------------------------
@@ -202,31 +204,56 @@ def _explain(hours: BusinessHours, calendar: Calendar | None, policy: SlaPolicy,
             "pauses": pauses or [], "text": text}
 
 
+def jobs_for(timer_id: int, due_at: datetime, policy: SlaPolicy | None, now: datetime) -> list[dict[str, Any]]:
+    """The warning and breach jobs of a running clock (`clm.jobs.queue.enqueue` keyword arguments)."""
+    due = due_at.isoformat()
+    out = []
+    warn_before = timedelta(minutes=policy.warn_before_minutes if policy else 15)
+    if warn_before:
+        out.append({"kind": WARN_KIND, "args": {"timer_id": timer_id, "due_at": due},
+                    "run_at": max(due_at - warn_before, now), "unique_key": f"{WARN_KIND}:{timer_id}:{due}",
+                    "max_attempts": 5})
+    out.append({"kind": BREACH_KIND, "args": {"timer_id": timer_id, "due_at": due}, "run_at": max(due_at, now),
+                "unique_key": f"{BREACH_KIND}:{timer_id}:{due}", "max_attempts": 5})
+    return out
+
+
 def _schedule(session: Session, timer: SlaTimer, policy: SlaPolicy | None, now: datetime) -> None:
     if timer.due_at is None or timer.state != "running":
         return
-    due = timer.due_at.isoformat()
-    warn_before = timedelta(minutes=policy.warn_before_minutes if policy else 15)
-    if warn_before and timer.warned_at is None:
-        enqueue(session, WARN_KIND, {"timer_id": timer.id, "due_at": due}, run_at=max(timer.due_at - warn_before, now),
-                unique_key=f"{WARN_KIND}:{timer.id}:{due}", max_attempts=5)
-    enqueue(session, BREACH_KIND, {"timer_id": timer.id, "due_at": due}, run_at=max(timer.due_at, now),
-            unique_key=f"{BREACH_KIND}:{timer.id}:{due}", max_attempts=5)
+    for job in jobs_for(timer.id, timer.due_at, policy, now):
+        if job["kind"] == WARN_KIND and timer.warned_at is not None:
+            continue
+        kind = job.pop("kind")
+        enqueue(session, kind, **job)
+
+
+def clock(session: Session, ticket: Ticket, metric: str, at: datetime) -> tuple[SlaPolicy, dict[str, Any]] | None:
+    """The policy and the `service_sla_timers` values of the ticket's `metric` clock started at `at`; None when
+    its policy has no such target. (`ticket` may be any object with a ticket's priority, channel, customer_id
+    and id.)"""
+    policy = policy_for(session, ticket)
+    minutes = getattr(policy, f"{metric}_minutes", None) if policy else None
+    if not minutes:
+        return None
+    from clm.service.snapshot import cached
+
+    calendar = _calendar_of(session, policy)
+    hours = cached(session, f"hours:{calendar.id if calendar else None}", lambda: hours_of(calendar))
+    due = hours.add(at, timedelta(minutes=minutes))
+    return policy, {"ticket_id": ticket.id, "customer_id": ticket.customer_id, "policy_id": policy.id,
+                    "metric": metric, "target_minutes": minutes, "started_at": at, "due_at": due, "state": "running",
+                    "explanation": _explain(hours, calendar, policy, metric, minutes, at, due)}
 
 
 def start(session: Session, ticket: Ticket, metric: str, at: datetime, now: datetime | None = None) -> SlaTimer | None:
     """Start the ticket's `metric` clock at `at` when its policy has that target; the deadline is stored."""
     now = now or utcnow()
-    policy = policy_for(session, ticket)
-    minutes = getattr(policy, f"{metric}_minutes", None) if policy else None
-    if not minutes:
+    started = clock(session, ticket, metric, at)
+    if started is None:
         return None
-    calendar = _calendar_of(session, policy)
-    hours = hours_of(calendar)
-    due = hours.add(at, timedelta(minutes=minutes))
-    timer = SlaTimer(ticket_id=ticket.id, customer_id=ticket.customer_id, policy_id=policy.id, metric=metric,
-                     target_minutes=minutes, started_at=at, due_at=due, state="running",
-                     explanation=_explain(hours, calendar, policy, metric, minutes, at, due))
+    policy, values = started
+    timer = SlaTimer(**values)
     session.add(timer)
     session.flush()
     _schedule(session, timer, policy, now)
