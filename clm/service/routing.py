@@ -286,8 +286,7 @@ def _least_load(ticket: Ticket, team_id: int | None, team_name: str | None, pool
     def key(uid: int):
         return (pool.load.get(uid, 0), pool.agents[uid].last_assigned_at or epoch, uid)
 
-    ready.sort(key=key)
-    best = ready[0]
+    best = min(ready, key=key)
     tied = sum(1 for uid in ready if pool.load.get(uid, 0) == pool.load.get(best, 0))
     where = f" of team {team_name}" if team_name else ""
     turn = f", in turn among {tied} tied" if tied > 1 else ""

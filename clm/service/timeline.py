@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from clm.db.bulk import insert_rows
 from clm.db.upsert import insert_for
 from clm.tracking.models import Event, EventDaily
 
@@ -58,8 +59,9 @@ def batch_undo(session: Session, mark: int) -> None:
 def _write(session: Session, pending: list[dict[str, Any]]) -> None:
     if not pending:
         return
-    events = Event.__table__
-    session.execute(insert_for(session, events).on_conflict_do_nothing(index_elements=["message_id"]), pending)
+    columns = list(pending[0])
+    insert_rows(session, Event.__table__, columns, [tuple(row[c] for c in columns) for row in pending],
+                on_conflict="ON CONFLICT (message_id) DO NOTHING")
     counts: dict[tuple[int, str, Any], int] = {}
     for row in pending:
         key = (row["customer_id"], row["name"], row["timestamp"].date())
