@@ -200,18 +200,35 @@ def test_a_revoked_key_is_refused_from_the_next_request_on(client, db, api_key_f
     assert client.post(PATH, json=_message("zalo:rev:2"), headers=headers).status_code == 401
 
 
-def test_a_message_the_database_refuses_fails_alone(db, api_key_for, session_factory):
-    if db.get_bind().dialect.name != "postgresql":
+@pytest.mark.parametrize("own_connection", [False, True], ids=["test transaction", "own connection"])
+def test_a_message_the_database_refuses_fails_alone(engine, session_factory, own_connection):
+    """On its own connection (as a server: PostgreSQL statements in autocommit) or in the test's transaction."""
+    if engine.dialect.name != "postgresql":
         pytest.skip("SQLite stores what PostgreSQL refuses here (a NUL character in JSON)")
-    headers = api_key_for("service:write")
-    outcomes = Writer(session_factory)([
-        Incoming(_digest(headers), "zalo:nul:1", _message("zalo:nul:1")),
-        Incoming(_digest(headers), "zalo:nul:2", _message("zalo:nul:2", body="a\x00b")),
-        Incoming(_digest(headers), "zalo:nul:3", _message("zalo:nul:3")),
-    ])
-    assert outcomes[0].created and outcomes[2].created
-    assert isinstance(outcomes[1], sa.exc.DataError)
-    assert _stored(db) == 2
+    factory = make_session_factory(engine) if own_connection else session_factory
+    with factory() as session:
+        _, secret = create_api_key(session, "accept-batch-test", ["service:write"])
+        session.commit()
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    writer = Writer(factory)
+    try:
+        outcomes = writer([
+            Incoming(digest, "zalo:nul:1", _message("zalo:nul:1")),
+            Incoming(digest, "zalo:nul:2", _message("zalo:nul:2", body="a\x00b")),
+            Incoming(digest, "zalo:nul:3", _message("zalo:nul:3")),
+        ])
+        assert outcomes[0].created and outcomes[2].created
+        assert isinstance(outcomes[1], sa.exc.DataError)
+        [again] = writer([Incoming(digest, "zalo:nul:1", _message("zalo:nul:1"))])  # the writer goes on
+        assert (again.created, again.id) == (False, outcomes[0].id)
+        with factory() as session:
+            assert _stored(session, Inbound.external_id.like("zalo:nul:%")) == 2
+    finally:
+        writer.close()
+        if own_connection:
+            with engine.begin() as conn:
+                conn.execute(sa.delete(Inbound).where(Inbound.external_id.like("zalo:nul:%")))
+                conn.execute(sa.delete(ApiKey).where(ApiKey.name == "accept-batch-test"))
 
 
 def test_a_failed_group_answers_each_of_its_requests_503_and_stores_nothing(client, db, api_key_for, monkeypatch):
