@@ -1,34 +1,35 @@
 """Accepting customers' messages in groups: `POST /api/v1/service/messages` at a thousand requests a second.
 
-What a request needs is small (the key checked, the message stored once, committed, answered), so what it
-costs is mostly overhead, paid per request: a transaction for the key check, one for the insert, a thread
-hop, an ORM session, the framework's routing and serialisation. Here the requests of a server process
-share it (clm.web.group_commit): the messages that arrive while one group is being written are written
-together in one transaction of the database's writer:
+What such a request needs is small (the key checked, the message stored once and durably, answered), so
+what it cost was mostly overhead paid per request: a transaction for the key check, another for the
+INSERT, a thread hop, an ORM session, the framework's routing and serialisation (3.3 ms of server CPU).
+Here the requests of a server process share that work (clm.web.group_commit): the messages arriving while
+one group is written are written together, by `Writer`, as the next group:
 
 1. the API keys of the group in one SELECT (unknown or revoked: 401, without `service:write`: 403, for
    that request only); a key's `last_used_at` set, at most once a minute, as `require_scope` does;
 2. the admitted messages in one multi-row INSERT ... ON CONFLICT (source, external_id) DO NOTHING
-   RETURNING, in arrival order (ids are the worker's filing order);
-3. one SELECT for the resends (an external_id stored before: their id and state);
-4. one COMMIT, then every request of the group is answered: 202 for a new message, 200 for a resend. The
-   same id twice in one group is stored once, and only its first request is told `created`.
+   RETURNING, in arrival order (ids are the worker's filing order), committed;
+3. one SELECT for the resends (an external_id stored before: their id and state), when there are any;
+4. then every request of the group is answered: 202 for a new message, 200 for a resend. The same id twice
+   in one group is stored once, and only its first request is told `created`.
 
-Keys are not cached: a key revoked is refused from the next group on. If the group's transaction fails,
-each of its requests is answered the error (503 when the database is down): none was stored. A message
-the database refuses (say a NUL character PostgreSQL cannot store) fails alone: the group is retried one
-message at a time; a deadlock with another server process's group is retried once.
+On PostgreSQL a server's writer runs these in autocommit: the INSERT is the group's one write, so BEGIN and
+COMMIT would only add two round trips (a key's `last_used_at` is a note apart; a key revoked between the
+SELECT and the INSERT, microseconds apart, is refused from the next group on, as a key checked in a
+reader's transaction before a writer's always was). On SQLite the group is one writer's transaction
+(BEGIN IMMEDIATE). Keys are not cached.
 
-`AcceptMessages` answers the common request (a Bearer key, a JSON body that validates) before the app's
-routing; anything else (no key, a body that does not validate, another content type) goes on to the
-route in clm.service.api, which answers 401/400/422 exactly as every endpoint does and is what the
-OpenAPI document describes.
+If a group's write fails, each of its requests is answered the error (503 when the database is down):
+none of them was stored, and no other group is affected. A message the database refuses (a NUL character
+PostgreSQL cannot store in JSON) fails alone: its group is written again one message at a time. A
+deadlock with another server process's group is retried, in a lock order every process shares.
+
+How the requests reach the group commit without the framework's per-request work: clm.service.accepting_http.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 import uuid
@@ -39,23 +40,21 @@ from typing import Any, NamedTuple
 import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
-from pydantic import ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from clm.access.models import ApiKey
 from clm.db.engine import _json, for_writing
 from clm.lib.clock import utcnow
-from clm.service.conversations import InboundIn
 from clm.service.models import Inbound
 from clm.web.errors import ApiError
 from clm.web.group_commit import GroupCommit
 
 log = logging.getLogger("clm.service")
-PATH = "/api/v1/service/messages"
 SCOPE = "service:write"
 SOURCE = "api"
 MAX_GROUP = 500
+DEADLOCK_RETRIES = 3
 KEY_TOUCH_SECONDS = 60  # last_used_at is written at most once a minute per key (as require_scope does)
 _inbound = Inbound.__table__
 _keys = ApiKey.__table__
@@ -235,15 +234,10 @@ class Writer:
         self.used = 0.0
 
     def __call__(self, group: list[Incoming]) -> list:
-        """One group: a deadlock with another server's group is retried once; a group the database refuses
-        is stored message by message, so that one bad message fails alone."""
+        """One group; a group the database refuses is stored message by message, so that one bad message
+        fails alone."""
         try:
-            try:
-                return self.write(group)
-            except sa.exc.OperationalError as exc:
-                if getattr(exc.orig, "sqlstate", None) != "40P01":  # not a deadlock
-                    raise
-                return self.write(group)
+            return self.write_retrying(group)
         except (sa.exc.OperationalError, sa.exc.InterfaceError):
             raise  # the database is down: every request of the group is told so (503)
         except sa.exc.DBAPIError:
@@ -253,10 +247,29 @@ class Writer:
         outcomes: list = []
         for message in group:
             try:
-                outcomes += self.write([message])
+                outcomes += self.write_retrying([message])
             except Exception as exc:  # that message's own failure: its request is answered the error
                 outcomes.append(exc)
         return outcomes
+
+    def write_retrying(self, group: list[Incoming]) -> list:
+        """`write`, in arrival order; after a deadlock (two server processes' groups inserting the same ids
+        in opposite orders at once) again in the order of the external_ids, which is one order for every
+        server process, so that such retries cannot deadlock with each other."""
+        order = list(range(len(group)))
+        for attempt in range(DEADLOCK_RETRIES + 1):
+            try:
+                outcomes = self.write([group[n] for n in order])
+                break
+            except sa.exc.OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == DEADLOCK_RETRIES:
+                    raise
+                log.info("a group of %d messages met a deadlock; retrying it in external_id order", len(group))
+                order.sort(key=lambda n: group[n].external_id or "")  # stable: a repeated id's first stays first
+        answers: list = [None] * len(group)
+        for n, outcome in zip(order, outcomes, strict=True):
+            answers[n] = outcome
+        return answers
 
     def write(self, group: list[Incoming]) -> list:
         if self.engine is None:
@@ -299,120 +312,3 @@ def group_of(app) -> GroupCommit[Incoming]:
     if group is None:
         group = app.state.service_accepting = GroupCommit(Writer(app.state.session_factory), MAX_GROUP)
     return group
-
-
-def incoming(token: str, body: InboundIn) -> Incoming:
-    return Incoming(hashlib.sha256(token.encode()).hexdigest(), body.external_id, body.model_dump(mode="json"))
-
-
-def render(content: Any) -> bytes:
-    """Exactly the bytes of the app's JSONResponse (starlette.responses.JSONResponse.render)."""
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
-
-
-def bearer(authorization: str | None) -> str | None:
-    """The key of an `Authorization: Bearer <key>` header, as fastapi.security.HTTPBearer reads it."""
-    scheme, _, key = (authorization or "").partition(" ")
-    key = key.strip()
-    return key if scheme.lower() == "bearer" and key else None
-
-
-def _json_content(content_type: bytes | None) -> bool:
-    """Whether FastAPI reads this body as JSON (application/json or application/*+json); none: it does not."""
-    if content_type is None:
-        return False
-    media = content_type.split(b";", 1)[0].strip().lower()
-    if media.count(b"/") != 1:
-        return False
-    main, sub = media.split(b"/")
-    return main == b"application" and (sub == b"json" or sub.endswith(b"+json"))
-
-
-class AcceptMessages:
-    """ASGI middleware: `POST /api/v1/service/messages` with a Bearer key and a JSON body that validates
-    (`InboundIn`) is accepted here, through the group commit, without the app's routing, dependencies,
-    thread pool or response model; the answer is byte for byte the route's. Anything else goes on to the
-    app (the body read here is handed on)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or _route_path(scope) != PATH:
-            return await self.app(scope, receive, send)
-        authorization = content_type = None
-        for name, value in scope["headers"]:
-            if name == b"authorization" and authorization is None:
-                authorization = value.decode("latin-1")
-            elif name == b"content-type" and content_type is None:
-                content_type = value
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        raw = b"".join(chunks)
-        token = bearer(authorization)
-        body = _validated(raw) if token and _json_content(content_type) else None
-        if body is None:
-            return await self.app(scope, _replay(raw, receive), send)
-        try:
-            accepted = await group_of(scope["app"]).submit(incoming(token, body))
-        except Exception as exc:  # a refusal (ApiError) or the group's failure: the app's handler answers
-            return await _handled(scope, receive, send, exc)
-        status, content = accepted.answer()
-        payload = render(content)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-length", str(len(payload)).encode()),
-                                (b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": payload})
-
-
-def _route_path(scope) -> str:
-    """The path the app's router matches (starlette.routing's get_route_path: without root_path)."""
-    path, root = scope["path"], scope.get("root_path", "")
-    if root and path.startswith(root) and path != root and path[len(root)] == "/":
-        return path[len(root):]
-    return path
-
-
-def _validated(raw: bytes) -> InboundIn | None:
-    """The body as FastAPI would validate it (json.loads, then the model); None when it would refuse it."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    try:
-        return InboundIn.model_validate(data)
-    except ValidationError:
-        return None
-
-
-def _replay(raw: bytes, receive):
-    sent = False
-
-    async def replay():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": raw, "more_body": False}
-        return await receive()
-
-    return replay
-
-
-async def _handled(scope, receive, send, exc: Exception) -> None:
-    """Answer `exc` with the app's own exception handler (the error envelope; 503 when the database is down)."""
-    from starlette.requests import Request
-
-    handlers = scope["app"].exception_handlers
-    handler = next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers), None)
-    if handler is None:
-        raise exc
-    response = await handler(Request(scope, receive), exc)
-    await response(scope, receive, send)

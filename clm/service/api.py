@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from clm.access.models import User
 from clm.db.engine import for_writing
 from clm.lib.errors import FieldError
-from clm.service import accepting, conversations, routing, sla, tasks, tickets
+from clm.service import accepting, accepting_http, conversations, routing, sla, tasks, tickets
 from clm.service import agents as agent_service
 from clm.service.errors import ServiceConflict
 from clm.service.models import PRIORITIES, STATUSES
@@ -203,11 +203,11 @@ async def messages_receive(body: conversations.InboundIn, request: Request) -> R
     into an open ticket or opens one and routes it, a moment later, in arrival order. The same
     `external_id` again stores nothing and answers 200 (with the ticket once it is filed)."""
     # Requests with a Bearer key and a valid JSON body are answered before routing, the same way
-    # (clm.service.accepting.AcceptMessages); the rest come here. Both store through the group commit.
-    token = accepting.bearer(request.headers.get("Authorization")) or ""
-    accepted = await accepting.group_of(request.app).submit(accepting.incoming(token, body))
+    # (clm.service.accepting_http.AcceptMessages); the rest come here. Both store through the group commit.
+    token = accepting_http.bearer(request.headers.get("Authorization")) or ""
+    accepted = await accepting.group_of(request.app).submit(accepting_http.incoming(token, body))
     status, content = accepted.answer()
-    return Response(accepting.render(content), status_code=status, media_type="application/json")
+    return Response(accepting_http.render(content), status_code=status, media_type="application/json")
 
 
 # --- inboxes, agents, teams --------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, session_factory: sessionmaker[S
     app.state.ingest_writer = writer
     app.state.write_key_cache = {}
     errors.install(app)
-    from clm.service.accepting import AcceptMessages
+    from clm.service.accepting_http import AcceptMessages
 
     app.add_middleware(AcceptMessages)  # POST /api/v1/service/messages in groups, before routing (issue 10)
 

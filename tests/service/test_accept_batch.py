@@ -1,5 +1,6 @@
-"""Customers' messages accepted in groups (clm.service.accepting, clm.web.group_commit): requests arriving
-together share one transaction and one COMMIT, each is answered after it, exactly as one alone would be."""
+"""Customers' messages accepted in groups (clm.service.accepting, accepting_http, clm.web.group_commit):
+requests arriving together share one key check and one INSERT, committed, and each is answered after it,
+exactly as one alone would be."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from clm.access.keys import create_api_key, revoke
 from clm.access.models import ApiKey
 from clm.db.engine import make_session_factory
 from clm.lib.clock import utcnow
-from clm.service import accepting
-from clm.service.accepting import AcceptMessages, Incoming, Writer
+from clm.service import accepting, accepting_http
+from clm.service.accepting import Incoming, Writer
+from clm.service.accepting_http import AcceptMessages
 from clm.service.api import AcceptedOut
 from clm.service.models import Inbound
 from clm.web.group_commit import GroupCommit
@@ -276,6 +278,25 @@ def test_only_the_requests_of_the_failed_flush_fail():
     assert results[5:] == [60, results[6], 80, 90] and isinstance(results[6], ValueError)
 
 
+def test_a_group_that_meets_a_deadlock_is_written_again_in_external_id_order(monkeypatch):
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    written: list[list[str]] = []
+
+    def write(self, group):
+        written.append([m.external_id for m in group])
+        if len(written) == 1:
+            raise sa.exc.OperationalError("INSERT", {}, Deadlock("deadlock detected"))
+        return [f"stored {m.external_id}" for m in group]
+
+    monkeypatch.setattr(Writer, "write", write)
+    group = [Incoming("k", e, {}) for e in ("zalo:c", "zalo:a", "zalo:b", "zalo:a")]
+    assert Writer(make_session_factory(sa.create_engine("sqlite://")))(group) == [
+        "stored zalo:c", "stored zalo:a", "stored zalo:b", "stored zalo:a"]  # answered in arrival order
+    assert written == [["zalo:c", "zalo:a", "zalo:b", "zalo:a"], ["zalo:a", "zalo:a", "zalo:b", "zalo:c"]]
+
+
 def test_two_server_processes_racing_on_the_same_ids_store_each_once(engine):
     """Six writers on their own connections (as six server processes), groups of the same 30 ids in
     opposite orders at the same instant: each id stored once, told created once. Committed for real (no
@@ -370,7 +391,7 @@ def test_the_answers_serialise_as_the_response_model_would():
         for created, error in ((True, None), (False, "no inbox 98 \"x\" — đã xoá\n")):
             expected = c.post("/", params={"created": created, **({"error": error} if error else {})}).content
             _, content = accepting.Accepted(12, created, "failed" if error else "queued", 3, None, error).answer()
-            assert accepting.render(content) == expected
+            assert accepting_http.render(content) == expected
 
 
 def test_the_openapi_document_still_describes_the_endpoint(app):
