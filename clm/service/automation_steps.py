@@ -70,8 +70,15 @@ def react(session: Session, changes: list[Any], messages: list[Any], settings, n
     created = automation.list_triggers(session, "created", active_only=True)
     updated = automation.list_triggers(session, "updated", active_only=True)
     elapsed = automation.list_triggers(session, "elapsed", active_only=True)
+    solved = {tid for tid, rows in per_ticket.items()
+              if any(r.field == "status" and (r.values or {}).get("new") == "solved" for r in rows)}
+    if not (created or updated or elapsed or solved):
+        return  # nothing to fire, ask or schedule: the tickets need not be read
     timezone = getattr(settings, "timezone", "Asia/Ho_Chi_Minh")
-    for ticket_id in sorted(set(per_ticket) | set(wrote)):
+    ids = sorted(set(per_ticket) | set(wrote))
+    for start in range(0, len(ids), 1000):  # the batch's tickets in a few SELECTs, not one each
+        list(session.scalars(sa.select(Ticket).where(Ticket.id.in_(ids[start:start + 1000]))))
+    for ticket_id in ids:
         ticket = session.get(Ticket, ticket_id)
         if ticket is None:
             continue
@@ -89,7 +96,7 @@ def react(session: Session, changes: list[Any], messages: list[Any], settings, n
                 occasion = f"u{max([r.id for r in by_others] + [0])}m{wrote.get(ticket_id, 0)}"
                 for trigger in updated:
                     automation.fire(session, trigger, ticket, occasion, changed, now, timezone)
-        if any(r.field == "status" and (r.values or {}).get("new") == "solved" for r in rows):
+        if ticket_id in solved:
             session.refresh(ticket)
             if ticket.status == "solved":
                 satisfaction.request_csat(session, ticket, settings, now)

@@ -20,12 +20,14 @@ customer erased) is marked with the reason and never blocks the rest.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from clm.db.bulk import update_rows
 from clm.db.upsert import insert_for
 from clm.lib.clock import as_utc, utcnow
 from clm.lib.errors import FieldError, NotFound
@@ -91,10 +93,12 @@ def process(session: Session, now: datetime | None = None, batch: int | None = N
     now = now or utcnow()
     if batch is None:
         batch = BATCH if session.get_bind().dialect.name == "postgresql" else SQLITE_BATCH
-    query = (sa.select(Inbound).where(Inbound.processed_at.is_(None)).order_by(Inbound.id).limit(batch))
+    t = _table
+    query = (sa.select(t.c.id, t.c.source, t.c.external_id, t.c.payload, t.c.received_at)
+             .where(t.c.processed_at.is_(None)).order_by(t.c.id).limit(batch))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rows = list(session.scalars(query))
+    rows = [_Row(*r) for r in session.execute(query)]
     if not rows:
         return 0
     customers = _replies_customers(session, [r for r in rows if r.source in REPLY_SOURCES])
@@ -107,9 +111,8 @@ def process(session: Session, now: datetime | None = None, batch: int | None = N
     with timeline.batched(session), snapshot.held(session):  # timeline events in one INSERT at the end
         items = [(row, _desk_message(row, customers, inboxes)) for row in rows]
         filer = Filer(session, now, pool, [data for _, data in items if data is not None])
-        taken: list[tuple[Inbound, Any]] = []
+        taken: list[tuple[_Row, Any]] = []
         for row, data in items:
-            row.processed_at = now
             if data is None:
                 continue
             message = filer.take(data)
@@ -129,8 +132,23 @@ def process(session: Session, now: datetime | None = None, batch: int | None = N
             else:
                 row.ticket_id, row.message_id = received.ticket.id, received.message.id
         _write(filer, taken)
-    session.flush()
+    update_rows(session, t, ["processed_at", "ticket_id", "message_id", "error"],
+                [(now, r.ticket_id, r.message_id, r.error, r.id) for r in rows])
     return len(rows)
+
+
+@dataclass(eq=False)
+class _Row:
+    """A waiting `service_inbound` row as the step reads it, and what filing it gave."""
+
+    id: int
+    source: str
+    external_id: str
+    payload: dict[str, Any]
+    received_at: datetime
+    ticket_id: int | None = None
+    message_id: int | None = None
+    error: str | None = None
 
 
 def _write(filer, taken: list) -> None:
@@ -146,7 +164,7 @@ def _receive(session: Session, data, now: datetime, pool):
     return receive(session, data, now, pool=pool)
 
 
-def _desk_message(row: Inbound, customers: dict[str, int], inboxes: dict[str, int]):
+def _desk_message(row: _Row, customers: dict[str, int], inboxes: dict[str, int]):
     """The row as `conversations.InboundIn`, or None when it is not for the desk (a reply on a channel the
     desk has no inbox for: its event is all)."""
     from clm.service.conversations import InboundIn
@@ -174,7 +192,7 @@ def _reply_inboxes(session: Session) -> dict[str, int]:
     return out
 
 
-def _replies_customers(session: Session, rows: list[Inbound]) -> dict[str, int]:
+def _replies_customers(session: Session, rows: list[_Row]) -> dict[str, int]:
     """Record the channel replies as `Message Received` events (identity resolution, the answered message
     marked replied), set-based; returns each row's customer by external_id."""
     if not rows:
