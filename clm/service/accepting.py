@@ -31,6 +31,7 @@ How the requests reach the group commit without the framework's per-request work
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -219,10 +220,12 @@ def store(db: Session | sa.Connection, group: list[Incoming], scope: str = SCOPE
 
 
 class Writer:
-    """The group commit's flush: `store` in a writer's transaction of its own, committed. A server keeps one
-    connection for it while groups keep coming (no pool checkout and ping per group); one idle for
-    `IDLE_SECONDS`, or one that failed, is given back and a fresh one taken. A session factory bound to
-    a connection (the tests') is used as is: each group in a savepoint of its transaction."""
+    """The group commit's flush: `store` on a connection of its own, committed. A server keeps that
+    connection from group to group (no pool checkout and ping per group); at a group that finds it idle
+    for more than `IDLE_SECONDS` (the server or a firewall may have closed it meanwhile), or after a
+    failure, it is given back and a fresh one taken from the pool. A session factory bound to a connection
+    (the tests') is used as is: each group in a savepoint of its transaction. One group at a time (the
+    group commit runs one flush at a time per event loop; the lock covers an app served on several)."""
 
     IDLE_SECONDS = 10.0
 
@@ -232,10 +235,15 @@ class Writer:
         self.engine = bind if isinstance(bind, sa.Engine) else None
         self.connection: sa.Connection | None = None
         self.used = 0.0
+        self.lock = threading.Lock()
 
     def __call__(self, group: list[Incoming]) -> list:
         """One group; a group the database refuses is stored message by message, so that one bad message
         fails alone."""
+        with self.lock:
+            return self._flush(group)
+
+    def _flush(self, group: list[Incoming]) -> list:
         try:
             return self.write_retrying(group)
         except (sa.exc.OperationalError, sa.exc.InterfaceError):
