@@ -84,6 +84,9 @@ def served(engine):
         for base in serve_in_thread(app):
             yield base, factory, key
     finally:
+        group = getattr(app.state, "service_accepting", None)
+        if group is not None:
+            group.flush.close()  # the Writer's connection, back to the pool
         with engine.begin() as conn:
             conn.execute(sa.delete(Inbound).where(Inbound.external_id.like("zalo:%")))
             conn.execute(sa.delete(ApiKey).where(ApiKey.name == "accept-batch-test"))
