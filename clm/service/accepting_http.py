@@ -102,7 +102,7 @@ def _validated(raw: bytes) -> InboundIn | None:
     """The body as FastAPI would validate it (json.loads, then the model); None when it would refuse it."""
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON (400 from the route), or nested too deep for json
         return None
     if not isinstance(data, dict):
         return None

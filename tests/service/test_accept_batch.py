@@ -366,6 +366,7 @@ def test_every_answer_is_byte_for_byte_the_routes(settings, session_factory, db,
         (write, {**good, "body": ""}, None),
         (read, {**good, "body": ""}, None),
         ({"Authorization": "Bearer clm_unknown"}, b"{not json", None),
+        (write, b'{"body": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", None),  # deeper than json.loads goes
     ]
     fast = TestClient(create_app(settings, session_factory), raise_server_exceptions=False)
     route = TestClient(_route_only(create_app(settings, session_factory)), raise_server_exceptions=False)
