@@ -3,7 +3,7 @@
 What such a request needs is small (the key checked, the message stored once and durably, answered), so
 what it cost was mostly overhead paid per request: a transaction for the key check, another for the
 INSERT, a thread hop, an ORM session, the framework's routing and serialisation (3.3 ms of server CPU).
-Here the requests of a server process share that work (clm.web.group_commit): the messages arriving while
+Here the requests of a server process share that work (clm.db.group_commit): the messages arriving while
 one group is written are written together, by `Writer`, as the next group:
 
 1. the API keys of the group in one SELECT (unknown or revoked: 401, without `service:write`: 403, for
@@ -48,8 +48,6 @@ from clm.access.models import ApiKey
 from clm.db.engine import _json, for_writing
 from clm.lib.clock import utcnow
 from clm.service.models import Inbound
-from clm.web.errors import ApiError
-from clm.web.group_commit import GroupCommit
 
 log = logging.getLogger("clm.service")
 SCOPE = "service:write"
@@ -190,18 +188,27 @@ def accept_many(db: Session | sa.Connection, source: str, messages: list[tuple[s
     return out
 
 
-def _refusal(key, scope: str) -> ApiError | None:
-    """require_scope's answers (clm.web.deps), for a key row of this group (None: unknown or revoked)."""
+class Refused(Exception):  # noqa: N818 - a refusal, as the HTTP side answers it
+    """A message refused for its key: the HTTP side answers `status` with `code` and `message` (the
+    answers of require_scope in clm.web.deps)."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def _refusal(key, scope: str) -> Refused | None:
+    """For a key row of this group (None: unknown or revoked)."""
     if key is None:
-        return ApiError(401, "unauthorized", "the API key is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
+        return Refused(401, "unauthorized", "the API key is unknown or revoked", {"WWW-Authenticate": "Bearer"})
     if scope not in key.scopes and "admin" not in key.scopes:
-        return ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope")
+        return Refused(403, "forbidden", f"this API key lacks the {scope!r} scope")
     return None
 
 
 def store(db: Session | sa.Connection, group: list[Incoming], scope: str = SCOPE) -> list:
     """One group in the caller's writer's transaction (it commits): the keys checked, the admitted messages
-    stored. Returns per message an Accepted or the ApiError refusing it."""
+    stored. Returns per message an Accepted or the Refused refusing it."""
     now = utcnow()
     statements = _statements(db)
     keys = {k.key_hash: k for k in statements.keys(list({m.key_digest for m in group}))}
@@ -312,11 +319,3 @@ class Writer:
                 connection.close()
             except Exception:  # a broken connection: the pool discards it
                 log.debug("closing the accepting connection failed", exc_info=True)
-
-
-def group_of(app) -> GroupCommit[Incoming]:
-    """The app's group commit (one per server process), made at its first message."""
-    group = getattr(app.state, "service_accepting", None)
-    if group is None:
-        group = app.state.service_accepting = GroupCommit(Writer(app.state.session_factory), MAX_GROUP)
-    return group

@@ -14,10 +14,28 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from clm.service.accepting import Incoming, group_of
+from clm.db.group_commit import GroupCommit
+from clm.service.accepting import MAX_GROUP, Accepted, Incoming, Refused, Writer
 from clm.service.conversations import InboundIn
+from clm.web.errors import ApiError
 
 PATH = "/api/v1/service/messages"
+
+
+def group_of(app) -> GroupCommit[Incoming]:
+    """The app's group commit (one per server process), made at its first message."""
+    group = getattr(app.state, "service_accepting", None)
+    if group is None:
+        group = app.state.service_accepting = GroupCommit(Writer(app.state.session_factory), MAX_GROUP)
+    return group
+
+
+async def submit(app, token: str, body: InboundIn) -> Accepted:
+    """Accept one message through the app's group commit; a refused key raises the API's error."""
+    try:
+        return await group_of(app).submit(incoming(token, body))
+    except Refused as exc:
+        raise ApiError(exc.status, exc.code, exc.message, headers=exc.headers) from None
 
 
 def incoming(token: str, body: InboundIn) -> Incoming:
@@ -79,7 +97,7 @@ class AcceptMessages:
         if body is None:
             return await self.app(scope, _replay(raw, receive), send)
         try:
-            accepted = await group_of(scope["app"]).submit(incoming(token, body))
+            accepted = await submit(scope["app"], token, body)
         except Exception as exc:  # a refusal (ApiError) or the group's failure: the app's handler answers
             return await _handled(scope, receive, send, exc)
         status, content = accepted.answer()

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from clm.access.models import User
 from clm.db.engine import for_writing
 from clm.lib.errors import FieldError
-from clm.service import accepting, accepting_http, conversations, routing, sla, tasks, tickets
+from clm.service import accepting_http, conversations, routing, sla, tasks, tickets
 from clm.service import agents as agent_service
 from clm.service.errors import ServiceConflict
 from clm.service.models import PRIORITIES, STATUSES
@@ -205,7 +205,7 @@ async def messages_receive(body: conversations.InboundIn, request: Request) -> R
     # Requests with a Bearer key and a valid JSON body are answered before routing, the same way
     # (clm.service.accepting_http.AcceptMessages); the rest come here. Both store through the group commit.
     token = accepting_http.bearer(request.headers.get("Authorization")) or ""
-    accepted = await accepting.group_of(request.app).submit(accepting_http.incoming(token, body))
+    accepted = await accepting_http.submit(request.app, token, body)
     status, content = accepted.answer()
     return Response(accepting_http.render(content), status_code=status, media_type="application/json")
 

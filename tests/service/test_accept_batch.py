@@ -1,4 +1,4 @@
-"""Customers' messages accepted in groups (clm.service.accepting, accepting_http, clm.web.group_commit):
+"""Customers' messages accepted in groups (clm.service.accepting, accepting_http, clm.db.group_commit):
 requests arriving together share one key check and one INSERT, committed, and each is answered after it,
 exactly as one alone would be."""
 
@@ -18,13 +18,13 @@ from fastapi.testclient import TestClient
 from clm.access.keys import create_api_key, revoke
 from clm.access.models import ApiKey
 from clm.db.engine import make_session_factory
+from clm.db.group_commit import GroupCommit
 from clm.lib.clock import utcnow
 from clm.service import accepting, accepting_http
 from clm.service.accepting import Incoming, Writer
 from clm.service.accepting_http import AcceptMessages
 from clm.service.api import AcceptedOut
 from clm.service.models import Inbound
-from clm.web.group_commit import GroupCommit
 from tests.service.test_concurrency import run_at_once
 
 PATH = "/api/v1/service/messages"
