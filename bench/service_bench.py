@@ -10,8 +10,11 @@
 3. burst: inbound messages at a target rate through the desk's inbound webhook (POST /api/v1/service/messages,
    what channel adapters call) on a `clm serve` process with 4 workers, for `seconds` seconds, 5% of them
    resent (a provider's retry): messages/s achieved, p50/p99 latency, then all stored and none twice.
+   `--via zalo` sends the same burst through the Zalo OA webhook (POST /hooks/zalo, `user_send_text` events
+   signed with X-ZEvent-Signature), so the figures exist for a real provider's webhook too.
 
 python bench/service_bench.py [--quick] [--only routing,views,burst] [--tickets N] [--rate R] [--seconds S]
+    [--via api|zalo]
 PostgreSQL: CLM_BENCH_SERVICE_POSTGRES_URL (default .../clm_bench_service, dropped and created).
 """
 
@@ -285,17 +288,19 @@ def _tree_cpu(root: int) -> float:
     return total
 
 
-async def _post_at_rate(port: int, key: str, bodies: list[bytes], rate: int, connections: int,
-                        acks: dict[int, float], statuses: dict, latencies: list[float]) -> None:
-    """Open-loop load: request i is due at start + i/rate, sent on one of `connections` keep-alive HTTP/1.1
-    connections (a small hand-written client, so the load generator's own CPU stays small next to the
-    server's). `acks[i]`: when the 2xx answer to request i arrived."""
+async def _post_at_rate(port: int, path: str, headers: dict[str, str], bodies: list[bytes], rate: int,
+                        connections: int, acks: dict[int, float], statuses: dict, latencies: list[float],
+                        own_headers: list[bytes] | None = None) -> None:
+    """Open-loop load: request i (a POST of bodies[i] to `path` with `headers`, and own_headers[i] when given:
+    header lines of that request alone, such as a signature) is due at start + i/rate, sent on one of
+    `connections` keep-alive HTTP/1.1 connections (a small hand-written client, so the load generator's own
+    CPU stays small next to the server's). `acks[i]`: when the 2xx answer to request i arrived."""
     import asyncio
 
     start = time.perf_counter()
     counter = iter(range(len(bodies)))
-    head = (f"POST /api/v1/service/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
-            "Content-Type: application/json\r\nContent-Length: ").encode()
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "Content-Type: application/json\r\n").encode()
 
     async def connection() -> None:
         reader = writer = None
@@ -308,7 +313,8 @@ async def _post_at_rate(port: int, key: str, bodies: list[bytes], rate: int, con
                 try:
                     if writer is None:
                         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                    writer.write(head + str(len(bodies[i])).encode() + b"\r\n\r\n" + bodies[i])
+                    writer.write(head + (own_headers[i] if own_headers else b"") + b"Content-Length: "
+                                 + str(len(bodies[i])).encode() + b"\r\n\r\n" + bodies[i])
                     status_line = await reader.readuntil(b"\r\n")
                     length = 0
                     while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
@@ -367,9 +373,76 @@ def _watch_views(url: str, stop: threading.Event, seen: dict[str, float], every:
     engine.dispose()
 
 
+def _api_plan(total: int, customers: int, inbox_id: int) -> tuple[list[bytes], list[str]]:
+    """The API burst's request bodies (5% sent twice) and the desk message external_id of each."""
+    rng = random.Random(14)
+    plan: list[bytes] = []
+    ids: list[str] = []
+    for i in range(total):
+        body = orjson.dumps({"inbox_id": inbox_id, "customer_id": rng.randint(1, customers), "body": f"Tin nhắn {i}",
+                             "external_id": f"zalo-msg-{i}"})
+        plan.append(body)
+        ids.append(f"zalo-msg-{i}")
+        if rng.random() < 0.05:
+            plan.append(body)  # the provider delivers it again
+            ids.append(f"zalo-msg-{i}")
+    return plan, ids
+
+
+ZALO_APP_ID, ZALO_OA_SECRET = "bench-app", "bench-oa-secret"
+ZALO_ENV = {"CLM_ZALO_APP_ID": ZALO_APP_ID, "CLM_ZALO_OA_SECRET_KEY": ZALO_OA_SECRET}
+
+
+def _zalo_sender(customer_id: int) -> str:
+    return f"ZU{customer_id:012d}"
+
+
+def _zalo_identities(session, customers: int, backend: str) -> None:
+    """Customer i is Zalo user `_zalo_sender(i)` (a `zalo` identity), as for a shop whose customers already
+    wrote before: the worker finds them by identity, as the API burst names existing customers."""
+    import sqlalchemy as sa
+
+    from clm.customers.models import Identity
+
+    rows = ((i, "zalo", _zalo_sender(i), False, NOW) for i in range(1, customers + 1))
+    if backend == "postgres":
+        _copy(session, "identities", ["customer_id", "kind", "value", "verified", "created_at"], rows)
+    else:
+        session.execute(sa.insert(Identity), [dict(zip(("customer_id", "kind", "value", "verified", "created_at"),
+                                                       r, strict=True)) for r in rows])
+
+
+def _zalo_plan(total: int, customers: int) -> tuple[list[bytes], list[str], list[bytes]]:
+    """The same burst as Zalo OA `user_send_text` events (the same customers, in the same order, as
+    `_api_plan`), each with its X-ZEvent-Signature (sha256 of app_id + body + timestamp + OA secret key);
+    a resend is the same request again. The desk message's external_id is the reply's "zalo:<msg_id>"."""
+    import hashlib
+
+    rng = random.Random(14)
+    plan: list[bytes] = []
+    ids: list[str] = []
+    signatures: list[bytes] = []
+    base_ms = int(time.time() * 1000)
+    for i in range(total):
+        timestamp = str(base_ms + i)
+        msg_id = f"bench{i:015d}"
+        body = orjson.dumps({"event_name": "user_send_text", "app_id": ZALO_APP_ID,
+                             "sender": {"id": _zalo_sender(rng.randint(1, customers))}, "recipient": {"id": "OA-bench"},
+                             "message": {"text": f"Tin nhắn {i}", "msg_id": msg_id}, "timestamp": timestamp})
+        mac = hashlib.sha256(ZALO_APP_ID.encode() + body + timestamp.encode() + ZALO_OA_SECRET.encode()).hexdigest()
+        header = f"X-ZEvent-Signature: mac={mac}\r\n".encode()
+        copies = 2 if rng.random() < 0.05 else 1  # the provider delivers it again
+        plan += [body] * copies
+        ids += [f"zalo:{msg_id}"] * copies
+        signatures += [header] * copies
+    return plan, ids, signatures
+
+
 def burst(quick: bool, rate: int = 1000, seconds: int = 60, customers: int = 20_000, connections: int = 24,
-          backend: str = "postgres", servers: int = 2, drain: float = 240, workers: int = 1) -> list[dict]:
-    """The inbound burst: `rate` messages/s for `seconds` through POST /api/v1/service/messages on
+          backend: str = "postgres", servers: int = 2, drain: float = 240, workers: int = 1,
+          via: str = "api") -> list[dict]:
+    """The inbound burst: `rate` messages/s for `seconds` through POST /api/v1/service/messages (`via` "api") or
+    the Zalo OA webhook (`via` "zalo": signed `user_send_text` events from the customers' Zalo user ids) on
     `clm serve --workers servers` with `clm worker` beside it; 5% of the messages resent. After the last request,
     up to `drain` seconds for the worker to file everything."""
     import asyncio
@@ -413,24 +486,32 @@ def burst(quick: bool, rate: int = 1000, seconds: int = 60, customers: int = 20_
             s.execute(sa.text("UPDATE service_agents SET capacity = 100000"))  # as the PostgreSQL setup
             s.execute(sa.insert(Customer), [{"id": i, "traits": {}, "search_text": "", "created_at": NOW,
                                              "updated_at": NOW} for i in range(1, customers + 1)])
+        if via == "zalo":
+            _zalo_identities(s, customers, backend)
+        # the active inbox on channel zalo: the webhook's replies become desk messages there
         inbox = save_inbox(s, InboxIn(name="Zalo OA", channel="zalo", language="vi"))
         _, key = create_api_key(s, "bench", ["service:write"])
         s.commit()
         inbox_id = inbox.id
-    rng = random.Random(14)
+    if via == "zalo":
+        path, headers = "/hooks/zalo", {}
+        plan, ids, own_headers = _zalo_plan(rate * seconds, customers)
+    else:
+        path, headers, own_headers = "/api/v1/service/messages", {"Authorization": f"Bearer {key}"}, None
+        plan, ids = _api_plan(rate * seconds, customers, inbox_id)
     total = rate * seconds
-    plan: list[bytes] = []
-    ids: list[str] = []
-    for i in range(total):
-        body = orjson.dumps({"inbox_id": inbox_id, "customer_id": rng.randint(1, customers), "body": f"Tin nhắn {i}",
-                             "external_id": f"zalo-msg-{i}"})
-        plan.append(body)
-        ids.append(f"zalo-msg-{i}")
-        if rng.random() < 0.05:
-            plan.append(body)  # the provider delivers it again
-            ids.append(f"zalo-msg-{i}")
     port = _free_port()
-    server = _server(url, port, workers=servers, with_worker=False)
+    saved_env = {k: os.environ.get(k) for k in ZALO_ENV}
+    if via == "zalo":
+        os.environ.update(ZALO_ENV)  # `clm serve` reads its settings from the environment
+    try:
+        server = _server(url, port, workers=servers, with_worker=False)
+    finally:
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     env = {**os.environ, "CLM_DATABASE_URL": url, "CLM_LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT),
            "CLM_WORKER_POLL_SECONDS": "0.05"}
     worker_procs = [subprocess.Popen([sys.executable, "-m", "clm.cli", "worker"], env=env) for _ in range(workers)]
@@ -451,8 +532,8 @@ def burst(quick: bool, rate: int = 1000, seconds: int = 60, customers: int = 20_
     try:
         watcher.start()
         start = time.perf_counter()
-        asyncio.run(_post_at_rate(port, key, plan, int(rate * len(plan) / total), connections, acks, statuses,
-                                  latencies))
+        asyncio.run(_post_at_rate(port, path, headers, plan, int(rate * len(plan) / total), connections, acks,
+                                  statuses, latencies, own_headers))
         sent_s = time.perf_counter() - start
         cpu_sent = {"server": _tree_cpu(server.pid) - cpu["server"], "worker": workers_cpu() - cpu["worker"]}
         deadline = time.perf_counter() + drain
@@ -480,7 +561,8 @@ def burst(quick: bool, rate: int = 1000, seconds: int = 60, customers: int = 20_
         opened = s.scalar(sa.text("SELECT count(*) FROM service_tickets"))
         failed = s.scalar(sa.text("SELECT count(*) FROM service_inbound WHERE error IS NOT NULL"))
     engine.dispose()
-    return [{"bench": "inbound burst (POST /service/messages, stored then filed by the worker)", "backend": backend,
+    what = ("POST /hooks/zalo, signed user_send_text" if via == "zalo" else "POST /service/messages")
+    return [{"bench": f"inbound burst ({what}, stored then filed by the worker)", "via": via, "backend": backend,
              "server processes": servers, "worker processes": workers, "customers": customers, "offered per s": rate, "seconds": seconds,
              "sent": len(plan), "unique": len(set(ids)), "acknowledged per s": round(len(acks) / sent_s),
              "ack p50 ms": round(statistics.median(latencies), 1), "ack p99 ms": round(_pct(latencies, 99), 1),
@@ -499,14 +581,14 @@ def burst(quick: bool, rate: int = 1000, seconds: int = 60, customers: int = 20_
 
 def run(quick: bool = False, only: tuple[str, ...] = ("routing", "views", "burst"), tickets: int | None = None,
         rate: int = 1000, seconds: int = 60, customers: int = 20_000, backend: str = "postgres",
-        servers: int = 2, workers: int = 1) -> list[dict]:
+        servers: int = 2, workers: int = 1, via: str = "api") -> list[dict]:
     rows = []
     if "routing" in only:
         rows += routing(quick)
     if "views" in only:
         rows += views(quick, tickets)
     if "burst" in only:
-        rows += burst(quick, rate, seconds, customers, backend=backend, servers=servers, workers=workers)
+        rows += burst(quick, rate, seconds, customers, backend=backend, servers=servers, workers=workers, via=via)
     return rows
 
 
@@ -522,7 +604,9 @@ if __name__ == "__main__":
     parser.add_argument("--backend", default="postgres", choices=("postgres", "sqlite"), help="for the burst")
     parser.add_argument("--servers", type=int, default=2, help="clm serve --workers, for the burst")
     parser.add_argument("--workers", type=int, default=1, help="clm worker processes beside the server, for the burst")
+    parser.add_argument("--via", default="api", choices=("api", "zalo"),
+                        help="the burst through POST /api/v1/service/messages or the Zalo OA webhook")
     args = parser.parse_args()
     for row in run(args.quick, tuple(args.only.split(",")), args.tickets, args.rate, args.seconds, args.customers,
-                   args.backend, args.servers, args.workers):
+                   args.backend, args.servers, args.workers, args.via):
         print(row)
