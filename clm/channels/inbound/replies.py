@@ -79,10 +79,33 @@ def record_replies_of(session: Session, replies: list[Reply], received_at: datet
     for item in items:
         item.keys = [by_id[item.msg.messageId].key]
     fresh = store(session, items, source="channels")
-    for item in fresh:
-        reply = by_id[item.msg.messageId]
-        mark_replied(session, item.customer_id, reply.channel, received_at, reply.provider_message_id)
+    mark_replied_many(session, [(item.customer_id, by_id[item.msg.messageId].channel,
+                                 by_id[item.msg.messageId].provider_message_id) for item in fresh], received_at)
     return {item.msg.messageId: item.customer_id for item in fresh}
+
+
+def mark_replied_many(session: Session, replies: list[tuple[int, str, str]], at: datetime) -> None:
+    """`mark_replied` for each (customer_id, channel, provider_message_id) in order, the latest messages of
+    all of them read in one query. Only a customer's first reply on a channel can mark anything: after it,
+    the latest message is `replied` and the next finds nothing to change."""
+    firsts: dict[tuple[int, str], str] = {}
+    for customer_id, channel, provider_message_id in replies:
+        firsts.setdefault((customer_id, channel), provider_message_id)
+    if not firsts:
+        return
+    rank = sa.func.row_number().over(partition_by=(Message.customer_id, Message.channel),
+                                     order_by=(Message.sent_at.desc(), Message.id.desc()))
+    ranked = (sa.select(Message.id, rank.label("n"))
+              .where(sa.tuple_(Message.customer_id, Message.channel).in_(list(firsts)),
+                     Message.sent_at.is_not(None), Message.sent_at <= at,
+                     Message.status.in_((*_ANSWERABLE, REPLIED))).subquery())
+    latest = {(m.customer_id, m.channel): m for m in session.scalars(
+        sa.select(Message).where(Message.id.in_(sa.select(ranked.c.id).where(ranked.c.n == 1))))}
+    for key, provider_message_id in firsts.items():
+        message = latest.get(key)
+        if message is not None and message.status != REPLIED:
+            record_status(session, message, REPLIED, reason="the customer replied",
+                          detail={"provider_message_id": provider_message_id}, at=at)
 
 
 def mark_replied(session: Session, customer_id: int, channel: str, at: datetime, provider_message_id: str) -> bool:

@@ -405,3 +405,29 @@ def test_a_body_that_is_not_json_is_a_400(client):
     signature = "sha256=" + hmac.new(b"app-secret", raw, hashlib.sha256).hexdigest()
     response = client.post("/hooks/messenger", content=raw, headers={"X-Hub-Signature-256": signature})
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
+
+
+def test_replies_of_several_customers_filed_together_mark_each_ones_latest_message(db, sent):
+    """The worker marks a batch's replies with one query (replies.mark_replied_many): per customer and channel
+    the latest answerable message, once however many replies, nothing older, nothing failed or bounced."""
+    from clm.channels.inbound.replies import mark_replied_many
+    from clm.lib.clock import utcnow
+
+    a_old = sent("zalo", "a1", minutes_ago=60)
+    a = db.get(Customer, a_old.customer_id)
+    a_new = sent("zalo", "a2", customer=a, minutes_ago=5)
+    a_sms = sent("sms", "a3", customer=a, minutes_ago=1)
+    b_new = sent("zalo", "b1", minutes_ago=30)
+    b_failed = sent("zalo", "b2", customer=db.get(Customer, b_new.customer_id), status="failed", minutes_ago=2)
+    c_done = sent("zalo", "c1", status="replied", minutes_ago=3)
+    c_older = sent("zalo", "c2", customer=db.get(Customer, c_done.customer_id), minutes_ago=50)
+    db.flush()
+
+    mark_replied_many(db, [(a.id, "zalo", "r1"), (b_new.customer_id, "zalo", "r2"), (a.id, "zalo", "r3"),
+                           (c_done.customer_id, "zalo", "r4"), (987654, "zalo", "r5")], utcnow())
+
+    assert [status_of(db, m) for m in (a_old, a_new, a_sms, b_new, b_failed, c_done, c_older)] == [
+        "sent", "replied", "sent", "replied", "failed", "replied", "sent"]
+    detail = db.scalars(sa.select(MessageEvent.detail).where(MessageEvent.message_id == a_new.id,
+                                                            MessageEvent.status == "replied")).all()
+    assert detail == [{"provider_message_id": "r1"}]  # the customer's first reply, once
