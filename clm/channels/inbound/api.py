@@ -2,8 +2,9 @@
 /hooks/email/feedback (abuse reports from mailbox providers' feedback loops, piped by the mail server),
 /hooks/email/bounces (delivery status notifications, piped the same way) and /hooks/esms-mo (two-way SMS).
 
-Thin: check the provider's signature (or the secret URL token) over the raw bytes, parse, record in
-one transaction, answer 200. A bad signature is a 401 JSON error and nothing is stored; a provider
+Thin: check the provider's signature (or the secret URL token) over the raw bytes, parse, record (with
+the deliveries arriving at the same moment, in one transaction: `service.Recorder`), answer 200 after the
+commit. A bad signature is a 401 JSON error and nothing is stored; a provider
 that is not configured answers 404 naming the setting, so a misrouted webhook is visible.
 """
 
@@ -18,11 +19,13 @@ from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 
 from clm.channels.inbound import bounces, complaints, payloads, signatures
-from clm.channels.inbound.service import Outcome, Parsed, record
+from clm.channels.inbound.service import Outcome, Parsed, Recorder
+from clm.db.group_commit import GroupCommit
 from clm.web.errors import ApiError
 
 router = APIRouter(prefix="/hooks", tags=["provider webhooks"], include_in_schema=False)
 MAX_BODY = 5 * 1024 * 1024  # Messenger batches up to 1000 updates
+GROUP = 200  # deliveries recorded in one transaction at most
 
 
 def _secret(request: Request, name: str) -> str:
@@ -49,13 +52,13 @@ def _json(raw: bytes):
 
 
 async def _record(request: Request, parsed: Parsed) -> JSONResponse:
-    def work():
-        with request.app.state.session_factory() as session:
-            outcome = record(session, parsed)
-            session.commit()
-            return outcome
-
-    outcome = await run_in_threadpool(work)
+    """Recorded with the deliveries arriving at the same moment in one transaction (group commit), answered
+    after its COMMIT."""
+    app = request.app
+    group = getattr(app.state, "channels_recording", None)
+    if group is None:
+        group = app.state.channels_recording = GroupCommit(Recorder(app.state.session_factory), GROUP)
+    outcome = await group.submit(parsed)
     return JSONResponse(outcome.as_dict())
 
 

@@ -69,3 +69,34 @@ def from_millis(value) -> datetime | None:
         return datetime.fromtimestamp(int(value) / 1000, UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         return None
+
+
+class Recorder:
+    """Records the deliveries that arrived together (the webhooks' group commit, clm.db.group_commit): one
+    transaction and one COMMIT for the group, each delivery's outcome as `record` gives it. If the group's
+    transaction fails (a deadlock with another server process's group, a row the database refuses), each
+    delivery is recorded again alone, so only a delivery that fails alone answers an error."""
+
+    def __init__(self, session_factory):
+        self.session_factory = session_factory
+
+    def __call__(self, group: list[Parsed]) -> list:
+        try:
+            return self._together(group)
+        except Exception:
+            if len(group) == 1:
+                raise
+        outcomes: list = []
+        for parsed in group:
+            try:
+                outcomes += self._together([parsed])
+            except Exception as exc:  # noqa: BLE001 - this delivery's own failure, answered to its request
+                outcomes.append(exc)
+        return outcomes
+
+    def _together(self, group: list[Parsed]) -> list[Outcome]:
+        with self.session_factory() as session:
+            outcomes = [record(session, parsed) for parsed in group]
+            session.commit()
+            return outcomes
+
