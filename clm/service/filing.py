@@ -62,10 +62,10 @@ class _Ticket:
     last_customer_message_at: datetime | None = None
     merged_into_id: int | None = None
     tags: list[str] = field(default_factory=list)
-    new: bool = False
     seq: int = 0  # order of making, for new tickets
-    subject: str = ""
-    values: dict[str, Any] = field(default_factory=dict)  # a new ticket's other columns
+    subject: str = ""  # a new ticket's
+    inbox_id: int | None = None  # a new ticket's
+    vip: bool = False  # a new ticket's
     assignment_reason: str | None = None
     assigned_at: datetime | None = None
     routed: bool = False  # assignee, team or reason changed
@@ -90,8 +90,7 @@ class _Conversation:
     last_message_at: datetime | None
     created_at: datetime
     seq: int = 0
-    new: bool = False
-    touched: bool = False
+    new: bool = False  # made in this batch, not written yet
 
 
 @dataclass(eq=False)
@@ -238,7 +237,7 @@ class Filer:
         message = _Message(conversation, data, at)
         self.messages.append(message)
         ticket = conversation.ticket
-        conversation.last_message_at, conversation.touched = at, True
+        conversation.last_message_at = at
         ticket.last_customer_message_at, ticket.touched = at, True
         self.events.append(("received", message))
         if not opened:
@@ -259,8 +258,8 @@ class Filer:
         subject = (data.subject or " ".join(data.body.split())[:SUBJECT_FROM_BODY] or inbox.name).strip()[:255]
         self.seq += 1
         ticket = _Ticket(None, data.customer_id, inbox.channel, inbox.language or None, "normal", None, "new", None,
-                         None, at, new=True, seq=self.seq, subject=subject.strip())
-        ticket.values = {"vip": is_vip(s, data.customer_id) if self.vip_rules else False, "inbox_id": inbox.id}
+                         None, at, seq=self.seq, subject=subject.strip(), inbox_id=inbox.id,
+                         vip=is_vip(s, data.customer_id) if self.vip_rules else False)
         self.made.append(ticket)
         self.by_customer.setdefault(data.customer_id, []).append(ticket)
         self.changes.append((ticket, "created", None, {"status": "new", "priority": "normal",
@@ -347,7 +346,7 @@ class Filer:
                                  "text": timeline.excerpt(m.data.body)})
         emit_many(s, [(topic, t.customer_id, _payload(topic, t, m)) for topic, t, m in self.outbox])
         for ticket in (*touched, *self.made):
-            ticket.touched = ticket.routed = ticket.new = False
+            ticket.touched = ticket.routed = False
             self.tickets[ticket.id] = ticket
         for conversation in new_conversations:
             conversation.new = False
@@ -363,8 +362,8 @@ class Filer:
             ticket.number = f"TK-{number:06d}"
         _returning(s, Ticket, self.made, lambda t: {
             "number": t.number, "customer_id": t.customer_id, "subject": t.subject, "status": "new",
-            "priority": t.priority, "priority_rank": PRIORITY_RANK[t.priority], "vip": t.values["vip"], "type": None,
-            "tags": [], "fields": self.fields, "channel": t.channel, "inbox_id": t.values["inbox_id"],
+            "priority": t.priority, "priority_rank": PRIORITY_RANK[t.priority], "vip": t.vip, "type": None,
+            "tags": [], "fields": self.fields, "channel": t.channel, "inbox_id": t.inbox_id,
             "language": t.language, "assignee_id": t.assignee_id, "team_id": t.team_id,
             "assignment_reason": t.assignment_reason, "assigned_at": t.assigned_at, "created_by_id": None,
             "status_changed_at": t.created_at, "last_customer_message_at": t.last_customer_message_at,

@@ -16,10 +16,12 @@ from hypothesis import strategies as st
 
 from clm.customers.models import Customer
 from clm.jobs.models import Job
+from clm.lib.errors import FieldError, NotFound
 from clm.outbox.models import OutboxEvent
 from clm.service import inbound, snapshot, timeline
 from clm.service.agents import AgentIn, TeamIn, save_agent, save_team
 from clm.service.conversations import InboundIn, InboxIn, receive, save_inbox
+from clm.service.errors import ServiceConflict
 from clm.service.models import Agent, Change, Conversation, Message, SlaTimer, Ticket
 from clm.service.routing import Pool, RoutingSettings, RuleIn, lock_routing, save_routing_settings, save_rule
 from clm.service.sla import PolicyIn, save_policy
@@ -97,7 +99,7 @@ def _one_by_one(db, messages):
             try:
                 with db.begin_nested():
                     receive(db, data, NOW, pool=pool)
-            except Exception:  # noqa: BLE001 - the step records the error and goes on, as process() does
+            except (FieldError, NotFound, ServiceConflict):  # recorded on the row by process(), which goes on
                 timeline.batch_undo(db, mark)
                 pool = Pool.load_all(db)
     db.flush()
